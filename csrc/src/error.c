@@ -1,0 +1,49 @@
+/* The error model: negative errno values plus a thread-local detail. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static _Thread_local char last_error[512];
+
+int nmb__fail(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+void nmb__clear_error(void)
+{
+    last_error[0] = '\0';
+}
+
+const char *nmb_last_error(void)
+{
+    return last_error;
+}
+
+const char *nmb_strerror(int err)
+{
+    if (err < 0)
+        err = -err;
+    switch (err) {
+    case 0: return "success";
+    case EINVAL: return "invalid argument";
+    case ENOENT: return "no such file, device or entry";
+    case ENOMEM: return "out of memory";
+    case EPERM: return "operation not permitted";
+    case EACCES: return "permission denied";
+    case EIO: return "input/output error";
+    case ERANGE: return "value out of range";
+    case ELOOP: return "too many levels of symbolic links";
+    case ENODEV: return "no such device";
+    case ENOSYS: return "not supported by this kernel";
+    case ESRCH: return "no such thread";
+    case EBUSY: return "busy";
+    case EXDEV: return "placement does not hold on this machine";
+    default: return "unknown error";
+    }
+}

@@ -1,0 +1,226 @@
+/* Every file the core reads goes through here, below one root: "/" on the
+ * live host, a fixture or gathered tree under NUMABIND_FSROOT. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int nmb__fs_init(nmb_fs_t *fs, const char *fsroot, int record)
+{
+    memset(fs, 0, sizeof *fs);
+    fs->record = record;
+    if (!fsroot || !*fsroot || strcmp(fsroot, "/") == 0)
+        return 0;
+    if (!realpath(fsroot, fs->root))
+        return nmb__fail(-errno, "NUMABIND_FSROOT %s: %s", fsroot, strerror(errno));
+    if (strcmp(fs->root, "/") == 0)
+        fs->root[0] = '\0';
+    fs->root_len = strlen(fs->root);
+    return 0;
+}
+
+void nmb__fs_free(nmb_fs_t *fs)
+{
+    for (int i = 0; i < fs->num_files; i++)
+        free(fs->files[i]);
+    free(fs->files);
+    fs->files = NULL;
+    fs->num_files = fs->cap_files = 0;
+}
+
+int nmb__fs_live(const nmb_fs_t *fs)
+{
+    return fs->root_len == 0;
+}
+
+static void record(nmb_fs_t *fs, const char *path)
+{
+    if (!fs->record)
+        return;
+    if (fs->num_files == fs->cap_files) {
+        int cap = fs->cap_files ? fs->cap_files * 2 : 256;
+        char **files = realloc(fs->files, (size_t)cap * sizeof *files);
+        if (!files)
+            return; /* a capture missing a path is caught by the replay test */
+        fs->files = files;
+        fs->cap_files = cap;
+    }
+    char *copy = strdup(path);
+    if (copy)
+        fs->files[fs->num_files++] = copy;
+}
+
+/* root + path into out; -ENAMETOOLONG when it does not fit. */
+static int full_path(const nmb_fs_t *fs, const char *path, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s%s", fs->root, path);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
+{
+    char full[PATH_MAX];
+    int fd, err;
+    size_t used = 0;
+    record(fs, path);
+    if ((err = full_path(fs, path, full, sizeof full)) < 0)
+        return err;
+    fd = open(full, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    while (used + 1 < len) {
+        ssize_t n = read(fd, buf + used, len - 1 - used);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = -errno;
+            close(fd);
+            return err;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    close(fd);
+    buf[used] = '\0';
+    return (int)used;
+}
+
+char *nmb__rstrip(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+int nmb__fs_read_long(nmb_fs_t *fs, const char *path, long *out)
+{
+    char buf[64], *end;
+    int n = nmb__fs_read(fs, path, buf, sizeof buf);
+    if (n < 0)
+        return n;
+    nmb__rstrip(buf);
+    errno = 0;
+    long v = strtol(buf, &end, 0);
+    if (!buf[0] || *end || errno)
+        return nmb__fail(-EINVAL, "%s: '%s' is not a number", path, buf);
+    *out = v;
+    return 0;
+}
+
+int nmb__fs_read_hex(nmb_fs_t *fs, const char *path, unsigned long *out)
+{
+    char buf[64], *end;
+    int n = nmb__fs_read(fs, path, buf, sizeof buf);
+    if (n < 0)
+        return n;
+    nmb__rstrip(buf);
+    errno = 0;
+    unsigned long v = strtoul(buf, &end, 16);
+    if (!buf[0] || *end || errno || buf[0] == '-')
+        return nmb__fail(-EINVAL, "%s: '%s' is not a hex number", path, buf);
+    *out = v;
+    return 0;
+}
+
+int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out)
+{
+    /* A 8192-CPU list can be long; sysfs caps attributes at one page. */
+    char buf[8192];
+    int n = nmb__fs_read(fs, path, buf, sizeof buf);
+    if (n < 0) {
+        nmb_bitmap_zero(out);
+        return n;
+    }
+    int err = nmb_bitmap_parse_list(out, buf);
+    if (err < 0)
+        return nmb__fail(err, "%s: '%.64s' is not a CPU/node list", path, nmb__rstrip(buf));
+    return 0;
+}
+
+int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
+{
+    char full[PATH_MAX], resolved[PATH_MAX];
+    int err;
+    record(fs, path);
+    if ((err = full_path(fs, path, full, sizeof full)) < 0)
+        return err;
+    if (!realpath(full, resolved))
+        return -errno;
+    /* A link that leaves the root would describe this host, not the tree. */
+    if (fs->root_len && (strncmp(resolved, fs->root, fs->root_len) != 0 ||
+                         (resolved[fs->root_len] != '/' && resolved[fs->root_len] != '\0')))
+        return nmb__fail(-EXDEV, "%s resolves to %s, outside NUMABIND_FSROOT", path, resolved);
+    const char *below = resolved + fs->root_len;
+    if ((size_t)snprintf(out, len, "%s", *below ? below : "/") >= len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void nmb__fs_free_names(char **names, int count)
+{
+    for (int i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+int nmb__fs_list(nmb_fs_t *fs, const char *path, char ***names_out)
+{
+    char full[PATH_MAX];
+    int err, count = 0, cap = 0;
+    char **names = NULL;
+    *names_out = NULL;
+    record(fs, path);
+    if ((err = full_path(fs, path, full, sizeof full)) < 0)
+        return err;
+    DIR *dir = opendir(full);
+    if (!dir)
+        return -errno;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **grown = realloc(names, (size_t)cap * sizeof *names);
+            if (!grown)
+                goto oom;
+            names = grown;
+        }
+        if (!(names[count] = strdup(de->d_name)))
+            goto oom;
+        count++;
+    }
+    closedir(dir);
+    if (count)
+        qsort(names, (size_t)count, sizeof *names, cmp_names);
+    *names_out = names;
+    return count;
+oom:
+    closedir(dir);
+    nmb__fs_free_names(names, count);
+    return -ENOMEM;
+}
+
+int nmb__fs_exists(nmb_fs_t *fs, const char *path)
+{
+    char full[PATH_MAX];
+    struct stat st;
+    if (full_path(fs, path, full, sizeof full) < 0)
+        return 0;
+    int ok = stat(full, &st) == 0;
+    if (ok)
+        record(fs, path);
+    return ok;
+}

@@ -1,0 +1,150 @@
+/* Internal declarations shared by the core's source files. Not installed. */
+#ifndef NUMABIND_INTERNAL_H
+#define NUMABIND_INTERNAL_H
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "numabind/numabind.h"
+
+#define NMB_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- errors (error.c) ---- */
+
+/* Records a printf-style detail for nmb_last_error() and returns `err`
+ * (a negative errno), so failing paths read `return nmb__fail(-EINVAL, ...)`. */
+NMB_HIDDEN int nmb__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+NMB_HIDDEN void nmb__clear_error(void);
+
+/* ---- an arena that owns every string and array of one topology ---- */
+
+typedef struct nmb_arena {
+    struct nmb_arena_block *head;
+} nmb_arena_t;
+
+NMB_HIDDEN void *nmb__arena_alloc(nmb_arena_t *arena, size_t size);   /* zeroed */
+NMB_HIDDEN char *nmb__arena_strdup(nmb_arena_t *arena, const char *s);
+NMB_HIDDEN void nmb__arena_free(nmb_arena_t *arena);
+
+/* ---- files below the root (fs.c) ---- */
+
+typedef struct nmb_fs {
+    char root[PATH_MAX];   /* "" for the live host, else the real path of the fixture root */
+    size_t root_len;
+    int record;
+    char **files;
+    int num_files, cap_files;
+} nmb_fs_t;
+
+/* Sets up reading below `fsroot` (NULL or "/" : the live host). -ENOENT when
+ * the root does not exist. */
+NMB_HIDDEN int nmb__fs_init(nmb_fs_t *fs, const char *fsroot, int record);
+NMB_HIDDEN void nmb__fs_free(nmb_fs_t *fs);
+NMB_HIDDEN int nmb__fs_live(const nmb_fs_t *fs);
+/* Reads a whole small file (path absolute, as on the live host) into buf,
+ * NUL-terminated, trailing white space kept. Returns its length or -errno. */
+NMB_HIDDEN int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len);
+/* Convenience forms of nmb__fs_read; -EINVAL (detail names file and value)
+ * when the content does not parse. */
+NMB_HIDDEN int nmb__fs_read_long(nmb_fs_t *fs, const char *path, long *out);
+NMB_HIDDEN int nmb__fs_read_hex(nmb_fs_t *fs, const char *path, unsigned long *out);
+NMB_HIDDEN int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out);
+/* Resolves every link of `path` inside the root; writes the resolved path,
+ * below the root and starting with '/', to out. Returns 0 or -errno. */
+NMB_HIDDEN int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len);
+/* Lists a directory's entries (no "." / ".."), sorted by name. *names is
+ * malloc'd, each name too: free with nmb__fs_free_names. Returns the count
+ * or -errno. */
+NMB_HIDDEN int nmb__fs_list(nmb_fs_t *fs, const char *path, char ***names);
+NMB_HIDDEN void nmb__fs_free_names(char **names, int count);
+NMB_HIDDEN int nmb__fs_exists(nmb_fs_t *fs, const char *path);
+
+/* ---- parsers of sysfs values (parse.c); every one is a fuzz target ---- */
+
+/* "dddd:bb:dd.f" (a 4+ hex-digit domain) → parts; 0 or -EINVAL. */
+NMB_HIDDEN int nmb__parse_pci_address(const char *text, unsigned *domain, unsigned *bus,
+                                      unsigned *dev, unsigned *fn);
+/* "pciDDDD:BB" host-bridge directory name → 1 when it is one, 0 otherwise. */
+NMB_HIDDEN int nmb__is_host_bridge_name(const char *name);
+/* "4: ACTIVE" → 4; -EINVAL when no leading number. */
+NMB_HIDDEN int nmb__parse_state(const char *text);
+/* "400 Gb/sec (4X NDR)" → 400.0; "2.5 Gb/sec" → 2.5; -1 when malformed. */
+NMB_HIDDEN double nmb__parse_rate_gbps(const char *text);
+/* "32.0 GT/s PCIe" → 32.0; "Unknown" or malformed → 0. */
+NMB_HIDDEN double nmb__parse_link_speed(const char *text);
+/* "InfiniBand" / "Ethernet" → enum nmb_link_layer. */
+NMB_HIDDEN int nmb__parse_link_layer(const char *text);
+/* Finds "Key:\tvalue" in a /proc status text; copies value (trimmed) into
+ * out. Returns 0 or -ENOENT. */
+NMB_HIDDEN int nmb__status_field(const char *status, const char *key, char *out, size_t len);
+/* Kernel "Node N MemTotal:  123 kB" line of a node meminfo → bytes; -1 when absent. */
+NMB_HIDDEN long long nmb__parse_meminfo_total(const char *text);
+/* Trims trailing white space in place; returns s. */
+NMB_HIDDEN char *nmb__rstrip(char *s);
+
+/* CUDA_VISIBLE_DEVICES: resolves `text` against `num` GPUs (in CUDA order)
+ * whose UUIDs are `uuids` (entries may be NULL when unknown). Writes up to
+ * `num` indices into `order` and returns how many, or -EINVAL with a detail
+ * quoting the entry that names no GPU. */
+NMB_HIDDEN int nmb__parse_cuda_visible(const char *text, const char *const *uuids, int num,
+                                       int *order);
+
+/* ---- optional libraries loaded at run time ---- */
+
+/* Calls fn(ctx, "dddd:bb:dd.f", "GPU-uuid") for every GPU NVML knows.
+ * Returns the count, or a negative errno when NVML is absent or fails. */
+NMB_HIDDEN int nmb__nvml_uuids(void (*fn)(void *ctx, const char *address, const char *uuid),
+                               void *ctx);
+
+/* Port attributes of RDMA device `name`, port `port`, from libibverbs.
+ * Returns 0, -ENOENT when libibverbs is absent or does not list the device. */
+typedef struct nmb_verbs_port {
+    int state, phys_state, link_layer;
+} nmb_verbs_port_t;
+typedef struct nmb_verbs nmb_verbs_t;
+NMB_HIDDEN nmb_verbs_t *nmb__verbs_open(void);     /* NULL when libibverbs is absent */
+NMB_HIDDEN int nmb__verbs_query(nmb_verbs_t *v, const char *name, int port, nmb_verbs_port_t *out);
+NMB_HIDDEN void nmb__verbs_close(nmb_verbs_t *v);
+
+/* ---- the topology (topology.c and its readers) ---- */
+
+struct nmb_topology {
+    nmb_arena_t arena;
+    nmb_fs_t fs;
+    const char *fsroot;
+
+    int num_nodes;
+    nmb_node_t *nodes;
+    int num_cpus;
+    nmb_cpu_t *cpus;
+    int num_cores;
+    nmb_core_t *cores;
+    int num_l3;
+    nmb_cache_t *l3;
+    nmb_bitmap_t online, allowed_cpus, allowed_mems;
+
+    int num_pci;
+    nmb_pci_function_t *pci;
+    int num_host_bridges;
+    nmb_host_bridge_t *host_bridges;
+
+    int num_all_gpus;
+    nmb_gpu_t *all_gpus;
+    int num_gpus;
+    nmb_gpu_t *gpus;
+
+    int num_nics;
+    nmb_nic_t *nics;
+};
+
+NMB_HIDDEN int nmb__read_nodes_and_cpus(nmb_topology_t *t);
+NMB_HIDDEN int nmb__read_allowed(nmb_topology_t *t);
+NMB_HIDDEN int nmb__read_pci(nmb_topology_t *t);
+NMB_HIDDEN int nmb__read_gpus(nmb_topology_t *t, unsigned flags);
+NMB_HIDDEN int nmb__read_nics(nmb_topology_t *t, unsigned flags);
+/* Distance class between two PCI functions (indices). */
+NMB_HIDDEN int nmb__pci_distance(const nmb_topology_t *t, int a, int b);
+
+#endif /* NUMABIND_INTERNAL_H */

@@ -1,0 +1,60 @@
+/* NVML, loaded at run time: the wheel must import on hosts without a GPU
+ * driver. Only GPU UUIDs come from it (CUDA_VISIBLE_DEVICES=GPU-...); the
+ * GPUs themselves come from sysfs, which also works under a fixture root. */
+#include <ctype.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The few declarations numabind needs, as nvml.h has them (a stable ABI). */
+typedef int nvmlReturn_t;
+typedef struct nvmlDevice_st *nvmlDevice_t;
+typedef struct {
+    char busIdLegacy[16];
+    unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+    char busId[32];
+} nvmlPciInfo_t;
+
+int nmb__nvml_uuids(void (*fn)(void *ctx, const char *address, const char *uuid), void *ctx)
+{
+    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        return -ENOENT;
+    nvmlReturn_t (*init)(void) = (nvmlReturn_t(*)(void))dlsym(lib, "nvmlInit_v2");
+    nvmlReturn_t (*shutdown)(void) = (nvmlReturn_t(*)(void))dlsym(lib, "nvmlShutdown");
+    nvmlReturn_t (*count)(unsigned *) = (nvmlReturn_t(*)(unsigned *))dlsym(lib, "nvmlDeviceGetCount_v2");
+    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) =
+        (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(lib, "nvmlDeviceGetHandleByIndex_v2");
+    nvmlReturn_t (*pci)(nvmlDevice_t, nvmlPciInfo_t *) =
+        (nvmlReturn_t(*)(nvmlDevice_t, nvmlPciInfo_t *))dlsym(lib, "nvmlDeviceGetPciInfo_v3");
+    nvmlReturn_t (*uuid)(nvmlDevice_t, char *, unsigned) =
+        (nvmlReturn_t(*)(nvmlDevice_t, char *, unsigned))dlsym(lib, "nvmlDeviceGetUUID");
+    int found = -ENOENT;
+    if (!init || !shutdown || !count || !by_index || !pci || !uuid || init() != 0)
+        goto out;
+    unsigned n = 0;
+    if (count(&n) == 0) {
+        found = 0;
+        for (unsigned i = 0; i < n; i++) {
+            nvmlDevice_t dev;
+            nvmlPciInfo_t info;
+            char id[96];
+            memset(&info, 0, sizeof info);
+            if (by_index(i, &dev) != 0 || pci(dev, &info) != 0 || uuid(dev, id, sizeof id) != 0)
+                continue;
+            /* NVML writes "00000000:1B:00.0"; sysfs "0000:1b:00.0". */
+            char address[32];
+            snprintf(address, sizeof address, "%04x:%02x:%02x.%x", info.domain, info.bus, info.device,
+                     (unsigned)(strrchr(info.busId, '.') ? strtoul(strrchr(info.busId, '.') + 1, NULL, 16) : 0));
+            fn(ctx, address, id);
+            found++;
+        }
+    }
+    shutdown();
+out:
+    dlclose(lib);
+    return found;
+}

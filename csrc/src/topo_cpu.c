@@ -1,0 +1,301 @@
+/* NUMA nodes, CPUs, cores, L3 domains and the process's allowed sets. */
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define NODE_DIR "/sys/devices/system/node"
+#define CPU_DIR "/sys/devices/system/cpu"
+
+/* Reads "Node N MemTotal: K kB" of one node; 0 when unreadable. */
+static uint64_t node_mem_total(nmb_fs_t *fs, int id)
+{
+    char path[128], buf[4096];
+    snprintf(path, sizeof path, NODE_DIR "/node%d/meminfo", id);
+    if (nmb__fs_read(fs, path, buf, sizeof buf) < 0)
+        return 0;
+    long long bytes = nmb__parse_meminfo_total(buf);
+    return bytes > 0 ? (uint64_t)bytes : 0;
+}
+
+static int read_distances(nmb_topology_t *t, int index, int *row)
+{
+    char path[128], buf[4096], *p, *end;
+    snprintf(path, sizeof path, NODE_DIR "/node%d/distance", t->nodes[index].id);
+    int n = nmb__fs_read(&t->fs, path, buf, sizeof buf);
+    for (int j = 0; j < t->num_nodes; j++)
+        row[j] = j == index ? 10 : 20; /* what the kernel assumes without a SLIT */
+    if (n < 0)
+        return 0;
+    p = buf;
+    for (int j = 0; j < t->num_nodes; j++) {
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (v < 0 || v > 255)
+            return nmb__fail(-EINVAL, "%s: distance '%ld' out of range", path, v);
+        row[j] = (int)v;
+        p = end;
+    }
+    return 0;
+}
+
+static int read_nodes(nmb_topology_t *t)
+{
+    nmb_bitmap_t online;
+    int err = nmb__fs_read_list(&t->fs, NODE_DIR "/online", &online);
+    if (err == -ENOENT) {
+        /* A kernel built without NUMA: one node holding every CPU. */
+        nmb_bitmap_zero(&online);
+        nmb_bitmap_set(&online, 0);
+    } else if (err < 0) {
+        return err;
+    }
+    t->num_nodes = nmb_bitmap_count(&online);
+    t->nodes = nmb__arena_alloc(&t->arena, (size_t)t->num_nodes * sizeof *t->nodes);
+    int *dist = nmb__arena_alloc(&t->arena, (size_t)t->num_nodes * (size_t)t->num_nodes * sizeof(int));
+    if (!t->nodes || !dist)
+        return -ENOMEM;
+    int i = 0;
+    for (int id = nmb_bitmap_next(&online, 0); id >= 0; id = nmb_bitmap_next(&online, id + 1), i++) {
+        nmb_node_t *node = &t->nodes[i];
+        char path[128];
+        node->id = id;
+        snprintf(path, sizeof path, NODE_DIR "/node%d/cpulist", id);
+        if (err == -ENOENT) {
+            node->cpus = t->online;
+        } else {
+            int e = nmb__fs_read_list(&t->fs, path, &node->cpus);
+            if (e < 0 && e != -ENOENT)
+                return e;
+            nmb_bitmap_and(&node->cpus, &node->cpus, &t->online);
+        }
+        node->has_cpus = !nmb_bitmap_iszero(&node->cpus);
+        node->mem_total_bytes = node_mem_total(&t->fs, id);
+        node->distances = dist + (size_t)i * (size_t)t->num_nodes;
+    }
+    for (i = 0; i < t->num_nodes; i++) {
+        int e = read_distances(t, i, dist + (size_t)i * (size_t)t->num_nodes);
+        if (e < 0)
+            return e;
+    }
+    return 0;
+}
+
+static int read_topology_long(nmb_fs_t *fs, int cpu, const char *name, long fallback, long *out)
+{
+    char path[160];
+    snprintf(path, sizeof path, CPU_DIR "/cpu%d/topology/%s", cpu, name);
+    int err = nmb__fs_read_long(fs, path, out);
+    if (err == -ENOENT) {
+        *out = fallback;
+        return 0;
+    }
+    return err;
+}
+
+/* The SMT siblings of `cpu`: core_cpus_list (5.x+), else
+ * thread_siblings_list, else the CPU alone. */
+static int read_siblings(nmb_fs_t *fs, int cpu, nmb_bitmap_t *out)
+{
+    static const char *const names[] = {"core_cpus_list", "thread_siblings_list"};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        char path[160];
+        snprintf(path, sizeof path, CPU_DIR "/cpu%d/topology/%s", cpu, names[k]);
+        int err = nmb__fs_read_list(fs, path, out);
+        if (err != -ENOENT)
+            return err;
+    }
+    nmb_bitmap_zero(out);
+    nmb_bitmap_set(out, cpu);
+    return 0;
+}
+
+/* Finds the L3 (level 3) cache of `cpu` among cache/index*; 0 and an empty
+ * set when it has none. Level, not index, names the cache: index3 is not
+ * the L3 on every machine. */
+static int read_l3(nmb_fs_t *fs, int cpu, nmb_bitmap_t *out)
+{
+    nmb_bitmap_zero(out);
+    for (int k = 0; k < 16; k++) {
+        char path[160];
+        long level;
+        snprintf(path, sizeof path, CPU_DIR "/cpu%d/cache/index%d/level", cpu, k);
+        int err = nmb__fs_read_long(fs, path, &level);
+        if (err == -ENOENT)
+            return 0;
+        if (err < 0)
+            return err;
+        if (level != 3)
+            continue;
+        snprintf(path, sizeof path, CPU_DIR "/cpu%d/cache/index%d/shared_cpu_list", cpu, k);
+        err = nmb__fs_read_list(fs, path, out);
+        return err == -ENOENT ? 0 : err;
+    }
+    return 0;
+}
+
+static int read_cpus(nmb_topology_t *t)
+{
+    int err, n = nmb_bitmap_count(&t->online);
+    if (n == 0)
+        return nmb__fail(-EINVAL, CPU_DIR "/online lists no CPU");
+    t->num_cpus = n;
+    t->cpus = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->cpus);
+    /* At most one core and one L3 per CPU; the arrays are trimmed by count. */
+    t->cores = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->cores);
+    t->l3 = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->l3);
+    if (!t->cpus || !t->cores || !t->l3)
+        return -ENOMEM;
+
+    int i = 0;
+    for (int id = nmb_bitmap_next(&t->online, 0); id >= 0; id = nmb_bitmap_next(&t->online, id + 1), i++) {
+        nmb_cpu_t *cpu = &t->cpus[i];
+        long v;
+        cpu->id = id;
+        cpu->node = -1;
+        for (int k = 0; k < t->num_nodes; k++)
+            if (nmb_bitmap_isset(&t->nodes[k].cpus, id))
+                cpu->node = t->nodes[k].id;
+
+        /* A sibling of an earlier CPU shares its core: no need to read it again. */
+        cpu->core = -1;
+        for (int c = 0; c < t->num_cores; c++)
+            if (nmb_bitmap_isset(&t->cores[c].cpus, id))
+                cpu->core = c;
+        if (cpu->core >= 0) {
+            const nmb_cpu_t *first = &t->cpus[nmb_topology_cpu_index(t, nmb_bitmap_next(&t->cores[cpu->core].cpus, 0))];
+            cpu->package = first->package;
+            cpu->die = first->die;
+            cpu->core_id = first->core_id;
+        } else {
+            nmb_core_t *core = &t->cores[t->num_cores];
+            if ((err = read_topology_long(&t->fs, id, "physical_package_id", 0, &v)) < 0)
+                return err;
+            cpu->package = (int)v;
+            if ((err = read_topology_long(&t->fs, id, "die_id", 0, &v)) < 0)
+                return err;
+            cpu->die = (int)v;
+            if ((err = read_topology_long(&t->fs, id, "core_id", id, &v)) < 0)
+                return err;
+            cpu->core_id = (int)v;
+            if ((err = read_siblings(&t->fs, id, &core->cpus)) < 0)
+                return err;
+            nmb_bitmap_and(&core->cpus, &core->cpus, &t->online);
+            nmb_bitmap_set(&core->cpus, id);
+            core->package = cpu->package;
+            core->node = cpu->node;
+            cpu->core = t->num_cores++;
+        }
+
+        cpu->l3 = -1;
+        for (int c = 0; c < t->num_l3; c++)
+            if (nmb_bitmap_isset(&t->l3[c].cpus, id))
+                cpu->l3 = c;
+        if (cpu->l3 < 0) {
+            nmb_cache_t *cache = &t->l3[t->num_l3];
+            if ((err = read_l3(&t->fs, id, &cache->cpus)) < 0)
+                return err;
+            nmb_bitmap_and(&cache->cpus, &cache->cpus, &t->online);
+            if (!nmb_bitmap_iszero(&cache->cpus)) {
+                nmb_bitmap_set(&cache->cpus, id);
+                cache->level = 3;
+                cpu->l3 = t->num_l3++;
+            }
+        }
+    }
+    return 0;
+}
+
+int nmb__read_nodes_and_cpus(nmb_topology_t *t)
+{
+    /* Nodes need the online CPUs (a node's list may hold offline ones), and
+     * CPUs need the nodes: read the online list first. */
+    int err = nmb__fs_read_list(&t->fs, CPU_DIR "/online", &t->online);
+    if (err == -ENOENT)
+        return nmb__fail(-ENOENT, "%s" CPU_DIR "/online is missing: not a Linux sysfs tree",
+                         t->fs.root);
+    if (err < 0)
+        return err;
+    if ((err = read_nodes(t)) < 0)
+        return err;
+    return read_cpus(t);
+}
+
+/* cgroup v2: the effective cpuset of the process's cgroup, when present. */
+static int read_cgroup_set(nmb_fs_t *fs, const char *file, nmb_bitmap_t *out)
+{
+    char buf[4096], path[PATH_MAX];
+    if (nmb__fs_read(fs, "/proc/self/cgroup", buf, sizeof buf) < 0)
+        return -ENOENT;
+    for (char *line = buf; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "0::", 3) == 0) {
+            const char *group = line + 3;
+            if (strcmp(group, "/") == 0)
+                group = "";
+            if (snprintf(path, sizeof path, "/sys/fs/cgroup%s/%s", group, file) >= (int)sizeof path)
+                return -ENAMETOOLONG;
+            int err = nmb__fs_read_list(fs, path, out);
+            if (err < 0 || nmb_bitmap_iszero(out))
+                return -ENOENT; /* an empty effective set means "inherit" */
+            return 0;
+        }
+        line = next;
+    }
+    return -ENOENT;
+}
+
+int nmb__read_allowed(nmb_topology_t *t)
+{
+    char status[16384], value[8192];
+    int err = nmb__fs_read(&t->fs, "/proc/self/status", status, sizeof status);
+    int have_status = err >= 0;
+
+    if (nmb__fs_live(&t->fs)) {
+        /* The kernel's answer for the calling thread. */
+        size_t size = CPU_ALLOC_SIZE(NMB_BITMAP_BITS);
+        cpu_set_t *mask = CPU_ALLOC(NMB_BITMAP_BITS);
+        if (!mask)
+            return -ENOMEM;
+        if (sched_getaffinity(0, size, mask) < 0) {
+            err = -errno;
+            CPU_FREE(mask);
+            return nmb__fail(err, "sched_getaffinity failed");
+        }
+        nmb_bitmap_zero(&t->allowed_cpus);
+        for (int c = 0; c < NMB_BITMAP_BITS; c++)
+            if (CPU_ISSET_S(c, size, mask))
+                nmb_bitmap_set(&t->allowed_cpus, c);
+        CPU_FREE(mask);
+    } else {
+        if (!have_status)
+            return nmb__fail(-ENOENT, "%s/proc/self/status is missing: it gives the allowed CPUs under NUMABIND_FSROOT",
+                             t->fs.root);
+        if (nmb__status_field(status, "Cpus_allowed_list", value, sizeof value) < 0)
+            return nmb__fail(-EINVAL, "proc/self/status has no Cpus_allowed_list line");
+        if ((err = nmb_bitmap_parse_list(&t->allowed_cpus, value)) < 0)
+            return nmb__fail(err, "proc/self/status: Cpus_allowed_list '%.64s' is not a CPU list", value);
+    }
+
+    if (have_status && nmb__status_field(status, "Mems_allowed_list", value, sizeof value) == 0) {
+        if ((err = nmb_bitmap_parse_list(&t->allowed_mems, value)) < 0)
+            return nmb__fail(err, "proc/self/status: Mems_allowed_list '%.64s' is not a node list", value);
+    } else {
+        nmb_bitmap_zero(&t->allowed_mems);
+        for (int i = 0; i < t->num_nodes; i++)
+            nmb_bitmap_set(&t->allowed_mems, t->nodes[i].id);
+    }
+
+    nmb_bitmap_t cg;
+    if (read_cgroup_set(&t->fs, "cpuset.cpus.effective", &cg) == 0)
+        nmb_bitmap_and(&t->allowed_cpus, &t->allowed_cpus, &cg);
+    if (read_cgroup_set(&t->fs, "cpuset.mems.effective", &cg) == 0)
+        nmb_bitmap_and(&t->allowed_mems, &t->allowed_mems, &cg);
+    nmb_bitmap_and(&t->allowed_cpus, &t->allowed_cpus, &t->online);
+    return 0;
+}

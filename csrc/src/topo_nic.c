@@ -1,0 +1,190 @@
+/* RDMA NICs: every device of /sys/class/infiniband, its PCI function, ports
+ * and netdev. Port attributes come from libibverbs on the live host when it
+ * lists the device, from sysfs otherwise. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define IB_CLASS "/sys/class/infiniband"
+
+/* The PCI function a resolved sysfs path sits in: its last PCI-address
+ * component (a virtio netdev's "device" is virtioN below the function). */
+static int pci_of_path(const nmb_topology_t *t, const char *path)
+{
+    char copy[PATH_MAX], *save = NULL, last[64] = "";
+    snprintf(copy, sizeof copy, "%s", path);
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
+        if (nmb__parse_pci_address(c, NULL, NULL, NULL, NULL) == 0)
+            snprintf(last, sizeof last, "%s", c);
+    return last[0] ? nmb_topology_pci_index(t, last) : -1;
+}
+
+/* The first netdev of a PCI function ("<fn>/net/<name>"), or NULL. */
+static const char *netdev_of_function(nmb_topology_t *t, const char *fn_path)
+{
+    char path[PATH_MAX], **names;
+    snprintf(path, sizeof path, "%s/net", fn_path);
+    int n = nmb__fs_list(&t->fs, path, &names);
+    if (n <= 0)
+        return NULL;
+    const char *name = nmb__arena_strdup(&t->arena, names[0]);
+    nmb__fs_free_names(names, n);
+    return name;
+}
+
+/* A soft-RoCE / siw device names its netdev in "parent" (or a GID's ndev). */
+static const char *netdev_of_virtual(nmb_topology_t *t, const char *dev)
+{
+    char path[PATH_MAX], buf[256];
+    snprintf(path, sizeof path, IB_CLASS "/%s/parent", dev);
+    if (nmb__fs_read(&t->fs, path, buf, sizeof buf) <= 0) {
+        snprintf(path, sizeof path, IB_CLASS "/%s/ports/1/gid_attrs/ndevs/0", dev);
+        if (nmb__fs_read(&t->fs, path, buf, sizeof buf) <= 0)
+            return NULL;
+    }
+    nmb__rstrip(buf);
+    return buf[0] ? nmb__arena_strdup(&t->arena, buf) : NULL;
+}
+
+static int read_port(nmb_topology_t *t, const char *dev, int port, nmb_nic_port_t *out)
+{
+    char path[PATH_MAX], buf[256];
+    int v;
+    out->port = port;
+    snprintf(path, sizeof path, IB_CLASS "/%s/ports/%d/state", dev, port);
+    if (nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0) {
+        if ((v = nmb__parse_state(buf)) < 0)
+            return nmb__fail(-EINVAL, "%s: '%.64s' is not a port state", path, nmb__rstrip(buf));
+        out->state = v;
+    }
+    snprintf(path, sizeof path, IB_CLASS "/%s/ports/%d/phys_state", dev, port);
+    if (nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0) {
+        if ((v = nmb__parse_state(buf)) < 0)
+            return nmb__fail(-EINVAL, "%s: '%.64s' is not a physical state", path, nmb__rstrip(buf));
+        out->phys_state = v;
+    }
+    snprintf(path, sizeof path, IB_CLASS "/%s/ports/%d/link_layer", dev, port);
+    if (nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0)
+        out->link_layer = nmb__parse_link_layer(buf);
+    snprintf(path, sizeof path, IB_CLASS "/%s/ports/%d/rate", dev, port);
+    if (nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0) {
+        nmb__rstrip(buf);
+        double rate = nmb__parse_rate_gbps(buf);
+        if (rate < 0)
+            return nmb__fail(-EINVAL, "%s: '%.64s' is not a rate", path, buf);
+        out->rate_gbps = rate;
+        if (!(out->rate = nmb__arena_strdup(&t->arena, buf)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_verbs_t *verbs)
+{
+    char path[PATH_MAX], resolved[PATH_MAX], **ports;
+    int err;
+    if (!(nic->name = nmb__arena_strdup(&t->arena, name)))
+        return -ENOMEM;
+    nic->pci = -1;
+    nic->numa_node = -1;
+
+    snprintf(path, sizeof path, IB_CLASS "/%s/device", name);
+    err = nmb__fs_realpath(&t->fs, path, resolved, sizeof resolved);
+    if (err == 0) {
+        nic->pci = pci_of_path(t, resolved);
+        if (nic->pci >= 0)
+            nic->netdev = netdev_of_function(t, t->pci[nic->pci].path);
+    } else if (err == -ENOENT) {
+        /* No device link: a soft device, placed by the netdev it rides on. */
+        nic->is_virtual = 1;
+        nic->netdev = netdev_of_virtual(t, name);
+        if (nic->netdev) {
+            snprintf(path, sizeof path, "/sys/class/net/%s/device", nic->netdev);
+            if (nmb__fs_realpath(&t->fs, path, resolved, sizeof resolved) == 0)
+                nic->pci = pci_of_path(t, resolved);
+        }
+    } else {
+        return err == -ELOOP ? nmb__fail(err, "%s: symbolic link loop", path) : err;
+    }
+    if (nic->pci >= 0) {
+        nic->address = t->pci[nic->pci].address;
+        nic->numa_node = t->pci[nic->pci].numa_node;
+    }
+
+    snprintf(path, sizeof path, IB_CLASS "/%s/ports", name);
+    int n = nmb__fs_list(&t->fs, path, &ports);
+    if (n < 0)
+        n = 0, ports = NULL;
+    nmb_nic_port_t *arr = nmb__arena_alloc(&t->arena, (size_t)(n ? n : 1) * sizeof *arr);
+    if (!arr) {
+        nmb__fs_free_names(ports, n);
+        return -ENOMEM;
+    }
+    int kept = 0;
+    /* Ports are numbered from 1; sort numerically (names sort as text). */
+    for (int want = 1, seen = 0; seen < n && want < 1 << 8; want++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", want);
+        for (int i = 0; i < n; i++) {
+            if (strcmp(ports[i], num) != 0)
+                continue;
+            seen++;
+            if ((err = read_port(t, name, want, &arr[kept])) < 0) {
+                nmb__fs_free_names(ports, n);
+                return err;
+            }
+            nmb_verbs_port_t vp;
+            if (verbs && nmb__verbs_query(verbs, name, want, &vp) == 0) {
+                arr[kept].state = vp.state;
+                arr[kept].phys_state = vp.phys_state;
+                arr[kept].link_layer = vp.link_layer;
+                nic->from_verbs = 1;
+            }
+            kept++;
+        }
+    }
+    nmb__fs_free_names(ports, n);
+    nic->ports = arr;
+    nic->num_ports = kept;
+    return 0;
+}
+
+
+static int cmp_nics(const void *a, const void *b)
+{
+    const nmb_nic_t *x = a, *y = b;
+    if ((x->pci < 0) != (y->pci < 0))
+        return x->pci < 0 ? 1 : -1;
+    if (x->pci != y->pci)
+        return x->pci < y->pci ? -1 : 1; /* PCI indices are in address order */
+    return strcmp(x->name, y->name);
+}
+
+int nmb__read_nics(nmb_topology_t *t, unsigned flags)
+{
+    char **names;
+    int n = nmb__fs_list(&t->fs, IB_CLASS, &names), err = 0;
+    if (n == -ENOENT || n == 0)
+        return 0; /* no RDMA stack: no NICs, not an error */
+    if (n < 0)
+        return nmb__fail(n, "cannot list " IB_CLASS);
+    t->nics = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->nics);
+    if (!t->nics) {
+        nmb__fs_free_names(names, n);
+        return -ENOMEM;
+    }
+    nmb_verbs_t *verbs = NULL;
+    if (nmb__fs_live(&t->fs) && !(flags & NMB_TOPOLOGY_NO_VERBS))
+        verbs = nmb__verbs_open();
+    for (int i = 0; i < n && err == 0; i++)
+        err = read_nic(t, names[i], &t->nics[i], verbs);
+    nmb__verbs_close(verbs);
+    nmb__fs_free_names(names, n);
+    if (err < 0)
+        return err;
+    t->num_nics = n;
+    qsort(t->nics, (size_t)n, sizeof *t->nics, cmp_nics);
+    return 0;
+}

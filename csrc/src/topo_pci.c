@@ -1,0 +1,218 @@
+/* The PCI tree: every function with its attributes, its upstream bridge and
+ * its host bridge, found from where the kernel puts it under /sys/devices. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define PCI_DEVICES "/sys/bus/pci/devices"
+
+typedef struct pending {
+    nmb_pci_function_t fn;
+    char parent[32];      /* address of the upstream bridge, "" under the host bridge */
+    char bridge_path[PATH_MAX];
+} pending_t;
+
+static int cmp_pending(const void *a, const void *b)
+{
+    const nmb_pci_function_t *x = &((const pending_t *)a)->fn, *y = &((const pending_t *)b)->fn;
+    if (x->domain != y->domain) return x->domain < y->domain ? -1 : 1;
+    if (x->bus != y->bus) return x->bus < y->bus ? -1 : 1;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    if (x->fn != y->fn) return x->fn < y->fn ? -1 : 1;
+    return 0;
+}
+
+/* Splits the resolved sysfs path of a function into its host bridge (the
+ * first "pciDDDD:BB" component: a root complex, one per device under
+ * Hyper-V's VMBus) and its upstream bridge (the closest PCI address before
+ * it). Components between them that are not PCI addresses (a nested VMD
+ * domain) are passed through. */
+static void place_in_tree(const char *path, pending_t *p)
+{
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    const char *last_addr = NULL, *prev_addr = NULL;
+    size_t bridge_end = 0;
+    char *save = NULL;
+    size_t offset = 0;
+    for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+        offset = (size_t)(comp - copy) + strlen(comp);
+        if (!bridge_end && nmb__is_host_bridge_name(comp)) {
+            bridge_end = offset;
+            continue;
+        }
+        if (bridge_end && nmb__parse_pci_address(comp, NULL, NULL, NULL, NULL) == 0) {
+            prev_addr = last_addr;
+            last_addr = comp;
+        }
+    }
+    if (!bridge_end) {
+        /* No root complex directory: the function's own directory stands in. */
+        const char *slash = strrchr(path, '/');
+        bridge_end = slash ? (size_t)(slash - path) : 0;
+        prev_addr = NULL;
+    }
+    snprintf(p->bridge_path, sizeof p->bridge_path, "%.*s", (int)bridge_end, path);
+    snprintf(p->parent, sizeof p->parent, "%s", prev_addr ? prev_addr : "");
+}
+
+static int read_attr_hex(nmb_fs_t *fs, const char *dir, const char *name, unsigned *out)
+{
+    char path[PATH_MAX];
+    unsigned long v = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int err = nmb__fs_read_hex(fs, path, &v);
+    if (err == -ENOENT)
+        v = 0;
+    else if (err < 0)
+        return err;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
+{
+    char link[PATH_MAX], resolved[PATH_MAX], path[PATH_MAX], buf[8192];
+    nmb_pci_function_t *f = &p->fn;
+    long v;
+    int err;
+    if (nmb__parse_pci_address(name, &f->domain, &f->bus, &f->dev, &f->fn) < 0)
+        return nmb__fail(-EINVAL, PCI_DEVICES "/%s is not a PCI address", name);
+    snprintf(link, sizeof link, PCI_DEVICES "/%s", name);
+    if ((err = nmb__fs_realpath(&t->fs, link, resolved, sizeof resolved)) < 0)
+        return err == -ELOOP ? nmb__fail(err, "%s: symbolic link loop", link) : err;
+    place_in_tree(resolved, p);
+    if (!(f->path = nmb__arena_strdup(&t->arena, resolved)) ||
+        !(f->address = nmb__arena_strdup(&t->arena, name)))
+        return -ENOMEM;
+
+    if ((err = read_attr_hex(&t->fs, resolved, "vendor", &f->vendor)) < 0 ||
+        (err = read_attr_hex(&t->fs, resolved, "device", &f->device)) < 0 ||
+        (err = read_attr_hex(&t->fs, resolved, "class", &f->class_code)) < 0)
+        return err;
+    f->is_bridge = (f->class_code >> 8) == 0x0604;
+
+    snprintf(path, sizeof path, "%s/numa_node", resolved);
+    err = nmb__fs_read_long(&t->fs, path, &v);
+    if (err == -ENOENT)
+        v = -1;
+    else if (err < 0)
+        return err;
+    /* -1 is the kernel's "unknown"; never read it as node 0. */
+    f->numa_node = v < 0 ? -1 : (int)v;
+
+    snprintf(path, sizeof path, "%s/local_cpulist", resolved);
+    err = nmb__fs_read_list(&t->fs, path, &f->local_cpus);
+    if (err == -ENOENT) {
+        snprintf(path, sizeof path, "%s/local_cpus", resolved);
+        if (nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0 &&
+            (err = nmb_bitmap_parse_mask(&f->local_cpus, buf)) < 0)
+            return nmb__fail(err, "%s: '%.64s' is not a CPU mask", path, nmb__rstrip(buf));
+    } else if (err < 0) {
+        return err;
+    }
+
+    snprintf(path, sizeof path, "%s/max_link_width", resolved);
+    err = nmb__fs_read_long(&t->fs, path, &v);
+    f->link_width = err == 0 && v > 0 ? (int)v : -1;
+    snprintf(path, sizeof path, "%s/max_link_speed", resolved);
+    f->link_speed_gts = nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0 ? nmb__parse_link_speed(buf) : 0;
+    nmb__clear_error(); /* an unreadable link attribute only means "unknown" */
+    return 0;
+}
+
+int nmb__read_pci(nmb_topology_t *t)
+{
+    char **names;
+    int count = nmb__fs_list(&t->fs, PCI_DEVICES, &names), err = 0;
+    if (count == -ENOENT)
+        return 0; /* no PCI bus (some VMs, containers without /sys/bus) */
+    if (count < 0)
+        return nmb__fail(count, "cannot list " PCI_DEVICES);
+    pending_t *pend = calloc((size_t)(count ? count : 1), sizeof *pend);
+    if (!pend) {
+        nmb__fs_free_names(names, count);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < count && err == 0; i++)
+        err = read_function(t, names[i], &pend[i]);
+    nmb__fs_free_names(names, count);
+    if (err < 0)
+        goto out;
+    qsort(pend, (size_t)count, sizeof *pend, cmp_pending);
+
+    t->num_pci = count;
+    t->pci = nmb__arena_alloc(&t->arena, (size_t)count * sizeof *t->pci);
+    t->host_bridges = nmb__arena_alloc(&t->arena, (size_t)count * sizeof *t->host_bridges);
+    if (!t->pci || !t->host_bridges) {
+        err = -ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < count; i++)
+        t->pci[i] = pend[i].fn;
+    for (int i = 0; i < count; i++) {
+        nmb_pci_function_t *f = &t->pci[i];
+        f->parent = pend[i].parent[0] ? nmb_topology_pci_index(t, pend[i].parent) : -1;
+        if (f->parent < 0)
+            f->parent = -1;
+        f->host_bridge = -1;
+        for (int h = 0; h < t->num_host_bridges; h++)
+            if (strcmp(t->host_bridges[h].path, pend[i].bridge_path) == 0)
+                f->host_bridge = h;
+        if (f->host_bridge < 0) {
+            nmb_host_bridge_t *hb = &t->host_bridges[t->num_host_bridges];
+            const char *slash = strrchr(pend[i].bridge_path, '/');
+            if (!(hb->path = nmb__arena_strdup(&t->arena, pend[i].bridge_path)) ||
+                !(hb->name = nmb__arena_strdup(&t->arena, slash ? slash + 1 : pend[i].bridge_path))) {
+                err = -ENOMEM;
+                goto out;
+            }
+            hb->numa_node = f->numa_node;
+            f->host_bridge = t->num_host_bridges++;
+        }
+    }
+    /* Depth: bridges between a function and its host bridge. A parent chain
+     * longer than the list can only be a cycle, which sysfs cannot hold. */
+    for (int i = 0; i < count; i++) {
+        int d = 0;
+        for (int p = t->pci[i].parent; p >= 0 && d <= count; p = t->pci[p].parent)
+            d++;
+        t->pci[i].depth = d;
+    }
+out:
+    free(pend);
+    return err;
+}
+
+/* The index chain from a function up to its host bridge, the function first. */
+static int chain(const nmb_topology_t *t, int f, int *out, int max)
+{
+    int n = 0;
+    for (; f >= 0 && n < max; f = t->pci[f].parent)
+        out[n++] = f;
+    return n;
+}
+
+int nmb__pci_distance(const nmb_topology_t *t, int a, int b)
+{
+    if (a < 0 || b < 0 || a >= t->num_pci || b >= t->num_pci)
+        return NMB_DIST_SYS;
+    const nmb_pci_function_t *fa = &t->pci[a], *fb = &t->pci[b];
+    if (fa->host_bridge != fb->host_bridge) {
+        if (fa->numa_node >= 0 && fa->numa_node == fb->numa_node)
+            return NMB_DIST_NODE;
+        return NMB_DIST_SYS;
+    }
+    int ca[64], cb[64];
+    int na = chain(t, a, ca, 64), nb = chain(t, b, cb, 64);
+    /* The lowest common ancestor bridge, and how many bridges each endpoint
+     * passes below it: the endpoint's own port is one, a switch's internal
+     * upstream port is where PIX ends. */
+    for (int i = 1; i < na; i++)
+        for (int j = 1; j < nb; j++)
+            if (ca[i] == cb[j])
+                return (i <= 2 && j <= 2) ? NMB_DIST_PIX : NMB_DIST_PXB;
+    return NMB_DIST_PHB;
+}

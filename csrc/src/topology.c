@@ -1,0 +1,183 @@
+/* Creating and destroying a topology, and its accessors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags)
+{
+    int err;
+    if (!out)
+        return nmb__fail(-EINVAL, "nmb_topology_create: out is NULL");
+    *out = NULL;
+    nmb__clear_error();
+    if (!fsroot) {
+        fsroot = getenv("NUMABIND_FSROOT");
+        if (fsroot && !*fsroot)
+            fsroot = NULL;
+    }
+    nmb_topology_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    if ((err = nmb__fs_init(&t->fs, fsroot, !!(flags & NMB_TOPOLOGY_RECORD_FILES))) < 0)
+        goto fail;
+    t->fsroot = nmb__arena_strdup(&t->arena, t->fs.root_len ? t->fs.root : "/");
+    if (!t->fsroot) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    if ((err = nmb__read_nodes_and_cpus(t)) < 0 || (err = nmb__read_allowed(t)) < 0 ||
+        (err = nmb__read_pci(t)) < 0 || (err = nmb__read_gpus(t, flags)) < 0 ||
+        (err = nmb__read_nics(t, flags)) < 0)
+        goto fail;
+    *out = t;
+    return 0;
+fail:
+    nmb_topology_destroy(t);
+    return err;
+}
+
+void nmb_topology_destroy(nmb_topology_t *t)
+{
+    if (!t)
+        return;
+    nmb__fs_free(&t->fs);
+    nmb__arena_free(&t->arena);
+    free(t);
+}
+
+const char *nmb_topology_fsroot(const nmb_topology_t *t)
+{
+    return t ? t->fsroot : NULL;
+}
+
+int nmb_topology_is_live(const nmb_topology_t *t)
+{
+    return t ? nmb__fs_live(&t->fs) : 0;
+}
+
+/* Accessors: a count, an element by index (NULL when out of range). */
+#define NMB_ACCESSORS(kind, type, count_field, array_field)                                    \
+    int nmb_topology_num_##kind(const nmb_topology_t *t)                                       \
+    {                                                                                          \
+        return t ? t->count_field : -EINVAL;                                                   \
+    }
+
+NMB_ACCESSORS(nodes, nmb_node_t, num_nodes, nodes)
+NMB_ACCESSORS(cpus, nmb_cpu_t, num_cpus, cpus)
+NMB_ACCESSORS(cores, nmb_core_t, num_cores, cores)
+NMB_ACCESSORS(l3, nmb_cache_t, num_l3, l3)
+NMB_ACCESSORS(pci, nmb_pci_function_t, num_pci, pci)
+NMB_ACCESSORS(host_bridges, nmb_host_bridge_t, num_host_bridges, host_bridges)
+NMB_ACCESSORS(gpus, nmb_gpu_t, num_gpus, gpus)
+NMB_ACCESSORS(all_gpus, nmb_gpu_t, num_all_gpus, all_gpus)
+NMB_ACCESSORS(nics, nmb_nic_t, num_nics, nics)
+
+#define NMB_ELEMENT(name, type, count_field, array_field)                                      \
+    const type *nmb_topology_##name(const nmb_topology_t *t, int index)                         \
+    {                                                                                          \
+        if (!t || index < 0 || index >= t->count_field)                                        \
+            return NULL;                                                                       \
+        return &t->array_field[index];                                                         \
+    }
+
+NMB_ELEMENT(node, nmb_node_t, num_nodes, nodes)
+NMB_ELEMENT(cpu, nmb_cpu_t, num_cpus, cpus)
+NMB_ELEMENT(core, nmb_core_t, num_cores, cores)
+NMB_ELEMENT(l3, nmb_cache_t, num_l3, l3)
+NMB_ELEMENT(pci, nmb_pci_function_t, num_pci, pci)
+NMB_ELEMENT(host_bridge, nmb_host_bridge_t, num_host_bridges, host_bridges)
+NMB_ELEMENT(gpu, nmb_gpu_t, num_gpus, gpus)
+NMB_ELEMENT(all_gpu, nmb_gpu_t, num_all_gpus, all_gpus)
+NMB_ELEMENT(nic, nmb_nic_t, num_nics, nics)
+
+int nmb_topology_node_index(const nmb_topology_t *t, int id)
+{
+    for (int i = 0; t && i < t->num_nodes; i++)
+        if (t->nodes[i].id == id)
+            return i;
+    return -ENOENT;
+}
+
+int nmb_topology_cpu_index(const nmb_topology_t *t, int id)
+{
+    /* CPUs are sorted by id: bisect. */
+    int lo = 0, hi = t ? t->num_cpus : 0;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (t->cpus[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (t && lo < t->num_cpus && t->cpus[lo].id == id) ? lo : -ENOENT;
+}
+
+int nmb_topology_pci_index(const nmb_topology_t *t, const char *address)
+{
+    unsigned d, b, v, f;
+    if (!t || !address || nmb__parse_pci_address(address, &d, &b, &v, &f) < 0)
+        return -ENOENT;
+    for (int i = 0; i < t->num_pci; i++) {
+        const nmb_pci_function_t *p = &t->pci[i];
+        if (p->domain == d && p->bus == b && p->dev == v && p->fn == f)
+            return i;
+    }
+    return -ENOENT;
+}
+
+int nmb_topology_nic_index(const nmb_topology_t *t, const char *name)
+{
+    for (int i = 0; t && name && i < t->num_nics; i++)
+        if (strcmp(t->nics[i].name, name) == 0)
+            return i;
+    return -ENOENT;
+}
+
+const nmb_bitmap_t *nmb_topology_online_cpus(const nmb_topology_t *t)
+{
+    return t ? &t->online : NULL;
+}
+
+const nmb_bitmap_t *nmb_topology_allowed_cpus(const nmb_topology_t *t)
+{
+    return t ? &t->allowed_cpus : NULL;
+}
+
+const nmb_bitmap_t *nmb_topology_allowed_mems(const nmb_topology_t *t)
+{
+    return t ? &t->allowed_mems : NULL;
+}
+
+int nmb_topology_distance(const nmb_topology_t *t, int gpu, int nic)
+{
+    if (!t || gpu < 0 || gpu >= t->num_gpus)
+        return nmb__fail(-EINVAL, "GPU index %d out of range", gpu);
+    if (nic < 0 || nic >= t->num_nics)
+        return nmb__fail(-EINVAL, "NIC index %d out of range", nic);
+    return nmb__pci_distance(t, t->gpus[gpu].pci, t->nics[nic].pci);
+}
+
+const char *nmb_distance_name(int d)
+{
+    switch (d) {
+    case NMB_DIST_PIX: return "PIX";
+    case NMB_DIST_PXB: return "PXB";
+    case NMB_DIST_PHB: return "PHB";
+    case NMB_DIST_NODE: return "NODE";
+    case NMB_DIST_SYS: return "SYS";
+    default: return "?";
+    }
+}
+
+int nmb_topology_num_files(const nmb_topology_t *t)
+{
+    return t ? t->fs.num_files : -EINVAL;
+}
+
+const char *nmb_topology_file(const nmb_topology_t *t, int index)
+{
+    if (!t || index < 0 || index >= t->fs.num_files)
+        return NULL;
+    return t->fs.files[index];
+}

@@ -1,0 +1,20 @@
+"""numabind: put every rank of a multi-GPU job on the CPU cores, memory and
+RDMA NIC closest to its GPU.
+
+    >>> import numabind
+    >>> topo = numabind.topology()
+    >>> topo.distance(0, "mlx5_0")
+"""
+
+from numabind._core import VERSION_STRING as __version__
+from numabind.errors import EnvironmentValueError, NumabindError, TopologyError
+from numabind.topology import (
+    Cpu, DistanceClass, Gpu, Nic, NicPort, NumaNode, PciFunction, Topology, topology,
+)
+
+__all__ = [
+    "__version__",
+    "topology", "Topology", "NumaNode", "Cpu", "PciFunction", "Gpu", "Nic", "NicPort",
+    "DistanceClass",
+    "NumabindError", "TopologyError", "EnvironmentValueError",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from numabind.cli import main
+
+sys.exit(main())

@@ -1,0 +1,180 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The thin tier: one class owning one C handle, and one error funnel.
+
+Everything here copies C data into plain Python values; the public objects
+are built from them in numabind.topology.
+"""
+from libc.errno cimport EINVAL
+from numabind cimport libnumabind as c
+
+from numabind.errors import NumabindError, TopologyError, EnvironmentValueError
+
+VERSION = c.NMB_VERSION
+VERSION_STRING = c.NMB_VERSION_STRING.decode()
+RECORD_FILES = c.NMB_TOPOLOGY_RECORD_FILES
+NO_NVML = c.NMB_TOPOLOGY_NO_NVML
+NO_VERBS = c.NMB_TOPOLOGY_NO_VERBS
+
+
+def library_version():
+    """The loaded C library's version as (encoded int, "x.y.z")."""
+    return c.nmb_version(), c.nmb_version_string().decode()
+
+
+cdef int check(int rc, str call, type cls=NumabindError) except -1:
+    """The one error funnel: a negative errno becomes a typed exception that
+    names the C call and the detail the core recorded."""
+    if rc >= 0:
+        return rc
+    cdef str detail = c.nmb_last_error().decode("utf-8", "replace")
+    cdef str strerror = c.nmb_strerror(rc).decode()
+    if cls is TopologyError and detail.startswith("CUDA_VISIBLE_DEVICES"):
+        cls = EnvironmentValueError
+    raise cls(-rc, strerror, detail, call)
+
+
+cdef tuple bits(const c.nmb_bitmap_t *s):
+    cdef list out = []
+    cdef int i = c.nmb_bitmap_next(s, 0)
+    while i >= 0:
+        out.append(i)
+        i = c.nmb_bitmap_next(s, i + 1)
+    return tuple(out)
+
+
+cdef object text(const char *s):
+    return None if s == NULL else s.decode("utf-8", "replace")
+
+
+cdef object node_or_none(int node):
+    return None if node < 0 else node
+
+
+cdef class TopologyHandle:
+    """Owns one nmb_topology_t; frees it when collected."""
+    cdef c.nmb_topology_t *ptr
+
+    def __cinit__(self, fsroot=None, unsigned flags=0):
+        cdef bytes root = None if fsroot is None else str(fsroot).encode()
+        cdef const char *croot = NULL
+        if root is not None:
+            croot = root
+        cdef int rc
+        with nogil:
+            rc = c.nmb_topology_create(&self.ptr, croot, flags)
+        check(rc, "nmb_topology_create", TopologyError)
+
+    def __dealloc__(self):
+        c.nmb_topology_destroy(self.ptr)
+        self.ptr = NULL
+
+    def snapshot(self):
+        """Every fact of the topology as plain Python values."""
+        cdef c.nmb_topology_t *t = self.ptr
+        cdef int i, j, n
+        cdef const c.nmb_node_t *node
+        cdef const c.nmb_cpu_t *cpu
+        cdef const c.nmb_core_t *core
+        cdef const c.nmb_cache_t *cache
+        cdef const c.nmb_pci_function_t *f
+        cdef const c.nmb_host_bridge_t *hb
+        cdef const c.nmb_gpu_t *g
+        cdef const c.nmb_nic_t *nic
+        n = c.nmb_topology_num_nodes(t)
+        nodes = []
+        for i in range(n):
+            node = c.nmb_topology_node(t, i)
+            nodes.append(dict(id=node.id, has_cpus=bool(node.has_cpus),
+                              mem_total_bytes=node.mem_total_bytes, cpus=bits(&node.cpus),
+                              distances=tuple(node.distances[j] for j in range(n))))
+        cpus = []
+        for i in range(c.nmb_topology_num_cpus(t)):
+            cpu = c.nmb_topology_cpu(t, i)
+            cpus.append(dict(id=cpu.id, node=node_or_none(cpu.node), package=cpu.package,
+                             die=cpu.die, core_id=cpu.core_id, core=cpu.core,
+                             l3=None if cpu.l3 < 0 else cpu.l3))
+        cores = []
+        for i in range(c.nmb_topology_num_cores(t)):
+            core = c.nmb_topology_core(t, i)
+            cores.append(dict(package=core.package, node=node_or_none(core.node), cpus=bits(&core.cpus)))
+        l3 = []
+        for i in range(c.nmb_topology_num_l3(t)):
+            cache = c.nmb_topology_l3(t, i)
+            l3.append(bits(&cache.cpus))
+        bridges = []
+        for i in range(c.nmb_topology_num_host_bridges(t)):
+            hb = c.nmb_topology_host_bridge(t, i)
+            bridges.append(dict(name=text(hb.name), path=text(hb.path), numa_node=node_or_none(hb.numa_node)))
+        pci = []
+        for i in range(c.nmb_topology_num_pci(t)):
+            f = c.nmb_topology_pci(t, i)
+            pci.append(dict(address=text(f.address), path=text(f.path), vendor=f.vendor, device=f.device,
+                            class_code=f.class_code, numa_node=node_or_none(f.numa_node),
+                            parent=None if f.parent < 0 else text(c.nmb_topology_pci(t, f.parent).address),
+                            host_bridge=bridges[f.host_bridge]["name"], depth=f.depth,
+                            is_bridge=bool(f.is_bridge),
+                            link_width=None if f.link_width < 0 else f.link_width,
+                            link_speed_gts=None if f.link_speed_gts <= 0 else f.link_speed_gts,
+                            local_cpus=bits(&f.local_cpus)))
+        gpus = []
+        for i in range(c.nmb_topology_num_gpus(t)):
+            g = c.nmb_topology_gpu(t, i)
+            gpus.append(dict(index=g.index, physical_index=g.physical_index, pci_address=text(g.address),
+                             numa_node=node_or_none(g.numa_node), uuid=text(g.uuid),
+                             local_cpus=bits(&c.nmb_topology_pci(t, g.pci).local_cpus),
+                             device=c.nmb_topology_pci(t, g.pci).device))
+        all_gpus = []
+        for i in range(c.nmb_topology_num_all_gpus(t)):
+            g = c.nmb_topology_all_gpu(t, i)
+            all_gpus.append(dict(index=g.index, physical_index=g.physical_index, pci_address=text(g.address),
+                                 numa_node=node_or_none(g.numa_node), uuid=text(g.uuid),
+                                 local_cpus=bits(&c.nmb_topology_pci(t, g.pci).local_cpus),
+                                 device=c.nmb_topology_pci(t, g.pci).device))
+        nics = []
+        for i in range(c.nmb_topology_num_nics(t)):
+            nic = c.nmb_topology_nic(t, i)
+            nics.append(dict(name=text(nic.name), pci_address=text(nic.address),
+                             numa_node=node_or_none(nic.numa_node), netdev=text(nic.netdev),
+                             virtual=bool(nic.is_virtual), source="verbs" if nic.from_verbs else "sysfs",
+                             ports=tuple(dict(port=nic.ports[j].port, state=nic.ports[j].state,
+                                              phys_state=nic.ports[j].phys_state,
+                                              link_layer=nic.ports[j].link_layer,
+                                              rate_gbps=nic.ports[j].rate_gbps, rate=text(nic.ports[j].rate))
+                                         for j in range(nic.num_ports))))
+        distances = [[check(c.nmb_topology_distance(t, i, j), "nmb_topology_distance")
+                      for j in range(len(nics))] for i in range(len(gpus))]
+        return dict(fsroot=text(c.nmb_topology_fsroot(t)), live=bool(c.nmb_topology_is_live(t)),
+                    nodes=nodes, cpus=cpus, cores=cores, l3=l3, host_bridges=bridges, pci=pci,
+                    gpus=gpus, all_gpus=all_gpus, nics=nics, gpu_nic_distances=distances,
+                    online_cpus=bits(c.nmb_topology_online_cpus(t)),
+                    allowed_cpus=bits(c.nmb_topology_allowed_cpus(t)),
+                    allowed_mems=bits(c.nmb_topology_allowed_mems(t)))
+
+    def files(self):
+        """The paths read while loading (with RECORD_FILES), in order, de-duplicated."""
+        seen = {}
+        for i in range(c.nmb_topology_num_files(self.ptr)):
+            seen.setdefault(c.nmb_topology_file(self.ptr, i).decode("utf-8", "surrogateescape"), None)
+        return list(seen)
+
+
+def parse_cpulist(str value):
+    """Parses a kernel CPU/node list ("0-3,8") with the C core's parser."""
+    cdef c.nmb_bitmap_t s
+    cdef bytes b = value.encode()
+    cdef int rc = c.nmb_bitmap_parse_list(&s, b)
+    if rc < 0:
+        raise ValueError(f"'{value}' is not a CPU list ({c.nmb_strerror(rc).decode()})")
+    return bits(&s)
+
+
+def format_cpulist(cpus):
+    """Formats CPU numbers as a kernel list ("0-3,8")."""
+    cdef c.nmb_bitmap_t s
+    cdef char buf[65536]
+    c.nmb_bitmap_zero(&s)
+    for cpu in cpus:
+        if c.nmb_bitmap_set(&s, cpu) < 0:
+            raise ValueError(f"CPU {cpu} is outside 0..{c.NMB_BITMAP_BITS - 1}")
+    c.nmb_bitmap_format_list(&s, buf, sizeof(buf))
+    return buf.decode()

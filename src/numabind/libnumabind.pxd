@@ -1,0 +1,151 @@
+# Declarations of numabind's C API, and nothing else: cimport this module to
+# call the C core from your own Cython code (`from numabind cimport libnumabind`).
+from libc.stdint cimport uint64_t
+
+cdef extern from "numabind/numabind.h" nogil:
+    int NMB_VERSION
+    const char *NMB_VERSION_STRING
+    int NMB_BITMAP_BITS
+
+    unsigned nmb_version()
+    const char *nmb_version_string()
+    const char *nmb_strerror(int err)
+    const char *nmb_last_error()
+
+    ctypedef struct nmb_bitmap_t:
+        uint64_t words[128]
+
+    void nmb_bitmap_zero(nmb_bitmap_t *s)
+    int nmb_bitmap_set(nmb_bitmap_t *s, int bit)
+    int nmb_bitmap_isset(const nmb_bitmap_t *s, int bit)
+    int nmb_bitmap_count(const nmb_bitmap_t *s)
+    int nmb_bitmap_next(const nmb_bitmap_t *s, int start)
+    int nmb_bitmap_parse_list(nmb_bitmap_t *out, const char *text)
+    int nmb_bitmap_parse_mask(nmb_bitmap_t *out, const char *text)
+    int nmb_bitmap_format_list(const nmb_bitmap_t *s, char *buf, size_t length)
+
+    ctypedef struct nmb_topology_t:
+        pass
+
+    enum:
+        NMB_TOPOLOGY_RECORD_FILES
+        NMB_TOPOLOGY_NO_NVML
+        NMB_TOPOLOGY_NO_VERBS
+
+    int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags)
+    void nmb_topology_destroy(nmb_topology_t *topo)
+    const char *nmb_topology_fsroot(const nmb_topology_t *topo)
+    int nmb_topology_is_live(const nmb_topology_t *topo)
+
+    ctypedef struct nmb_node_t:
+        int id
+        int has_cpus
+        uint64_t mem_total_bytes
+        nmb_bitmap_t cpus
+        const int *distances
+
+    int nmb_topology_num_nodes(const nmb_topology_t *topo)
+    const nmb_node_t *nmb_topology_node(const nmb_topology_t *topo, int index)
+    int nmb_topology_node_index(const nmb_topology_t *topo, int id)
+
+    ctypedef struct nmb_cpu_t:
+        int id
+        int node
+        int package
+        int die
+        int core_id
+        int core
+        int l3
+
+    ctypedef struct nmb_core_t:
+        int package
+        int node
+        nmb_bitmap_t cpus
+
+    ctypedef struct nmb_cache_t:
+        int level
+        nmb_bitmap_t cpus
+
+    int nmb_topology_num_cpus(const nmb_topology_t *topo)
+    const nmb_cpu_t *nmb_topology_cpu(const nmb_topology_t *topo, int index)
+    int nmb_topology_cpu_index(const nmb_topology_t *topo, int id)
+    int nmb_topology_num_cores(const nmb_topology_t *topo)
+    const nmb_core_t *nmb_topology_core(const nmb_topology_t *topo, int index)
+    int nmb_topology_num_l3(const nmb_topology_t *topo)
+    const nmb_cache_t *nmb_topology_l3(const nmb_topology_t *topo, int index)
+    const nmb_bitmap_t *nmb_topology_online_cpus(const nmb_topology_t *topo)
+    const nmb_bitmap_t *nmb_topology_allowed_cpus(const nmb_topology_t *topo)
+    const nmb_bitmap_t *nmb_topology_allowed_mems(const nmb_topology_t *topo)
+
+    ctypedef struct nmb_host_bridge_t:
+        const char *name
+        const char *path
+        int numa_node
+
+    ctypedef struct nmb_pci_function_t:
+        const char *address
+        const char *path
+        unsigned domain, bus, dev, fn
+        unsigned vendor, device
+        unsigned class_code
+        int numa_node
+        int parent
+        int host_bridge
+        int depth
+        int is_bridge
+        int link_width
+        double link_speed_gts
+        nmb_bitmap_t local_cpus
+
+    int nmb_topology_num_pci(const nmb_topology_t *topo)
+    const nmb_pci_function_t *nmb_topology_pci(const nmb_topology_t *topo, int index)
+    int nmb_topology_pci_index(const nmb_topology_t *topo, const char *address)
+    int nmb_topology_num_host_bridges(const nmb_topology_t *topo)
+    const nmb_host_bridge_t *nmb_topology_host_bridge(const nmb_topology_t *topo, int index)
+
+    ctypedef struct nmb_gpu_t:
+        int index
+        int physical_index
+        int pci
+        const char *address
+        int numa_node
+        const char *uuid
+
+    int nmb_topology_num_gpus(const nmb_topology_t *topo)
+    const nmb_gpu_t *nmb_topology_gpu(const nmb_topology_t *topo, int index)
+    int nmb_topology_num_all_gpus(const nmb_topology_t *topo)
+    const nmb_gpu_t *nmb_topology_all_gpu(const nmb_topology_t *topo, int index)
+
+    enum:
+        NMB_LINK_UNSPECIFIED
+        NMB_LINK_INFINIBAND
+        NMB_LINK_ETHERNET
+
+    ctypedef struct nmb_nic_port_t:
+        int port
+        int state
+        int phys_state
+        int link_layer
+        double rate_gbps
+        const char *rate
+
+    ctypedef struct nmb_nic_t:
+        const char *name
+        int pci
+        const char *address
+        int numa_node
+        const char *netdev
+        int is_virtual
+        int from_verbs
+        int num_ports
+        const nmb_nic_port_t *ports
+
+    int nmb_topology_num_nics(const nmb_topology_t *topo)
+    const nmb_nic_t *nmb_topology_nic(const nmb_topology_t *topo, int index)
+    int nmb_topology_nic_index(const nmb_topology_t *topo, const char *name)
+
+    int nmb_topology_distance(const nmb_topology_t *topo, int gpu, int nic)
+    const char *nmb_distance_name(int distance)
+
+    int nmb_topology_num_files(const nmb_topology_t *topo)
+    const char *nmb_topology_file(const nmb_topology_t *topo, int index)

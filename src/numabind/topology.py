@@ -1,0 +1,256 @@
+"""The machine's topology as immutable Python objects.
+
+``numabind.topology()`` reads the machine once (through the C core) and
+returns a :class:`Topology`: NUMA nodes, CPUs, PCI functions, GPUs, RDMA NICs,
+and the GPU-NIC distance classes ``nvidia-smi topo -m`` prints.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Union
+
+import numpy as np
+
+from numabind import _core
+
+__all__ = [
+    "DistanceClass", "NumaNode", "Cpu", "PciFunction", "Gpu", "NicPort", "Nic", "Topology",
+    "topology",
+]
+
+
+class DistanceClass(enum.IntEnum):
+    """GPU-NIC path classes of ``nvidia-smi topo -m``, closest first."""
+
+    PIX = 1   #: at most one PCIe switch between them
+    PXB = 2   #: several PCIe bridges, no host bridge
+    PHB = 3   #: through a PCIe host bridge
+    NODE = 4  #: between host bridges of one NUMA node
+    SYS = 5   #: across NUMA nodes, or locality unknown
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_PORT_STATES = {0: "NOP", 1: "DOWN", 2: "INIT", 3: "ARMED", 4: "ACTIVE", 5: "ACTIVE_DEFER"}
+_LINK_LAYERS = {0: None, 1: "InfiniBand", 2: "Ethernet"}
+
+
+@dataclass(frozen=True)
+class NumaNode:
+    id: int
+    cpus: tuple[int, ...]
+    mem_total_bytes: int
+    has_cpus: bool                 #: False for CPU-less nodes (GPU memory on Grace machines)
+    distances: tuple[int, ...]     #: to every node, in the order of Topology.nodes
+
+
+@dataclass(frozen=True)
+class Cpu:
+    id: int
+    node: int | None
+    package: int
+    die: int
+    core_id: int                   #: the kernel's core_id, unique within a package
+    core: int                      #: index into Topology.cores; SMT siblings share it
+    l3: int | None                 #: index into Topology.l3
+
+
+@dataclass(frozen=True)
+class PciFunction:
+    address: str                   #: "dddd:bb:dd.f"
+    path: str                      #: sysfs path below the root
+    vendor: int
+    device: int
+    class_code: int
+    numa_node: int | None          #: None where the kernel says -1 (unknown)
+    parent: str | None             #: address of the upstream bridge
+    host_bridge: str               #: "pci0000:15"
+    depth: int
+    is_bridge: bool
+    link_width: int | None
+    link_speed_gts: float | None
+    local_cpus: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int                     #: CUDA ordinal in this process
+    physical_index: int            #: position among all GPUs, PCI order
+    pci_address: str
+    numa_node: int | None
+    uuid: str | None
+    local_cpus: tuple[int, ...]
+    device: int                    #: PCI device id
+
+
+@dataclass(frozen=True)
+class NicPort:
+    port: int
+    state: str                     #: "ACTIVE", "DOWN", ...
+    phys_state: int                #: 5 = LinkUp
+    link_layer: str | None         #: "InfiniBand", "Ethernet"
+    rate_gbps: float
+    rate: str | None               #: as sysfs prints it
+
+
+@dataclass(frozen=True)
+class Nic:
+    name: str
+    pci_address: str | None
+    numa_node: int | None
+    netdev: str | None
+    virtual: bool                  #: soft-RoCE / siw, placed through its netdev
+    source: str                    #: "verbs" or "sysfs": where the port attributes came from
+    ports: tuple[NicPort, ...]
+
+
+GpuRef = Union[int, str, Gpu]
+NicRef = Union[int, str, Nic]
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """One machine's topology, read once; immutable."""
+
+    fsroot: str
+    live: bool
+    nodes: tuple[NumaNode, ...]
+    cpus: tuple[Cpu, ...]
+    cores: tuple[tuple[int, ...], ...]
+    l3: tuple[tuple[int, ...], ...]
+    pci: tuple[PciFunction, ...]
+    gpus: tuple[Gpu, ...]
+    all_gpus: tuple[Gpu, ...]      #: every GPU, visible or not, PCI order (index = physical_index)
+    nics: tuple[Nic, ...]
+    online_cpus: tuple[int, ...]
+    allowed_cpus: tuple[int, ...]
+    allowed_mems: tuple[int, ...]
+    _classes: tuple[tuple[int, ...], ...] = field(repr=False)
+    _handle: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def _from_handle(cls, handle: Any) -> Topology:
+        s = handle.snapshot()
+        return cls(
+            fsroot=s["fsroot"], live=s["live"],
+            nodes=tuple(NumaNode(**n) for n in s["nodes"]),
+            cpus=tuple(Cpu(**c) for c in s["cpus"]),
+            cores=tuple(c["cpus"] for c in s["cores"]),
+            l3=tuple(s["l3"]),
+            pci=tuple(PciFunction(**p) for p in s["pci"]),
+            gpus=tuple(Gpu(**g) for g in s["gpus"]),
+            all_gpus=tuple(Gpu(**g) for g in s["all_gpus"]),
+            nics=tuple(Nic(**{**n, "ports": tuple(
+                NicPort(port=p["port"], state=_PORT_STATES.get(p["state"], str(p["state"])),
+                        phys_state=p["phys_state"], link_layer=_LINK_LAYERS.get(p["link_layer"]),
+                        rate_gbps=p["rate_gbps"], rate=p["rate"])
+                for p in n["ports"])}) for n in s["nics"]),
+            online_cpus=s["online_cpus"], allowed_cpus=s["allowed_cpus"],
+            allowed_mems=s["allowed_mems"],
+            _classes=tuple(tuple(row) for row in s["gpu_nic_distances"]),
+            _handle=handle,
+        )
+
+    # -- lookups ---------------------------------------------------------
+
+    def gpu(self, ref: GpuRef) -> Gpu:
+        """A visible GPU by CUDA ordinal, PCI address or object."""
+        if isinstance(ref, Gpu):
+            ref = ref.index
+        for g in self.gpus:
+            if g.index == ref or g.pci_address == ref:
+                return g
+        raise KeyError(f"no visible GPU {ref!r} (visible: {[g.pci_address for g in self.gpus]})")
+
+    def nic(self, ref: NicRef) -> Nic:
+        """An RDMA NIC by index, name or object."""
+        if isinstance(ref, Nic):
+            ref = ref.name
+        if isinstance(ref, int) and not isinstance(ref, bool) and 0 <= ref < len(self.nics):
+            return self.nics[ref]
+        for n in self.nics:
+            if n.name == ref:
+                return n
+        raise KeyError(f"no RDMA NIC {ref!r} (NICs: {[n.name for n in self.nics]})")
+
+    def node(self, id: int) -> NumaNode:
+        for n in self.nodes:
+            if n.id == id:
+                return n
+        raise KeyError(f"no NUMA node {id} (nodes: {[n.id for n in self.nodes]})")
+
+    def distance(self, gpu: GpuRef, nic: NicRef) -> DistanceClass:
+        """The ``nvidia-smi topo -m`` class between a GPU and a NIC."""
+        g = self.gpus.index(self.gpu(gpu))
+        n = self.nics.index(self.nic(nic))
+        return DistanceClass(self._classes[g][n])
+
+    # -- matrices ----------------------------------------------------------
+
+    @cached_property
+    def numa_distances(self) -> np.ndarray:
+        """Node x node SLIT distances (10 = local), in the order of ``nodes``. Read-only."""
+        a = np.array([n.distances for n in self.nodes], dtype=np.int32).reshape(len(self.nodes), len(self.nodes))
+        a.flags.writeable = False
+        return a
+
+    @cached_property
+    def gpu_nic_distances(self) -> np.ndarray:
+        """GPU x NIC :class:`DistanceClass` values (1 = PIX ... 5 = SYS). Read-only."""
+        a = np.array(self._classes, dtype=np.int8).reshape(len(self.gpus), len(self.nics))
+        a.flags.writeable = False
+        return a
+
+    # -- export ------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-ready values (CPU sets as lists of ints)."""
+        def plain(obj: Any) -> Any:
+            if isinstance(obj, tuple):
+                return [plain(x) for x in obj]
+            if hasattr(obj, "__dataclass_fields__"):
+                return {k: plain(getattr(obj, k)) for k in obj.__dataclass_fields__}
+            return obj
+
+        gpus = []
+        for gi, g in enumerate(self.gpus):
+            d = plain(g)
+            d["distances"] = {n.name: DistanceClass(self._classes[gi][ni]).name for ni, n in enumerate(self.nics)}
+            gpus.append(d)
+        return {
+            "fsroot": self.fsroot,
+            "live": self.live,
+            "nodes": plain(self.nodes),
+            "cpus": plain(self.cpus),
+            "cores": plain(self.cores),
+            "l3": plain(self.l3),
+            "pci": plain(self.pci),
+            "gpus": gpus,
+            "all_gpus": plain(self.all_gpus),
+            "nics": plain(self.nics),
+            "online_cpus": list(self.online_cpus),
+            "allowed_cpus": list(self.allowed_cpus),
+            "allowed_mems": list(self.allowed_mems),
+        }
+
+    def __repr__(self) -> str:
+        return (f"<Topology {self.fsroot!r}: {len(self.nodes)} NUMA nodes, {len(self.cpus)} CPUs, "
+                f"{len(self.gpus)} GPUs, {len(self.nics)} RDMA NICs>")
+
+
+def topology(fsroot: str | os.PathLike[str] | None = None, *, nvml: bool = True,
+             verbs: bool = True) -> Topology:
+    """Reads the machine's topology.
+
+    ``fsroot`` stands in for ``/`` (default: ``$NUMABIND_FSROOT``, else the live
+    host); under a root other than ``/`` NVML and libibverbs are not consulted.
+    Raises :class:`numabind.TopologyError` (``EnvironmentValueError`` when
+    ``CUDA_VISIBLE_DEVICES`` names no GPU).
+    """
+    flags = (0 if nvml else _core.NO_NVML) | (0 if verbs else _core.NO_VERBS)
+    return Topology._from_handle(_core.TopologyHandle(None if fsroot is None else os.fspath(fsroot), flags))

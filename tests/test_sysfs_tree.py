@@ -1,0 +1,556 @@
+"""Tests of the fixture writer (sysfs_tree.py) and the reference (reference.py).
+
+They check the written trees against the kernel's conventions and against the
+reference derived from the same description, not against numabind.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import reference as ref  # noqa: E402
+import sysfs_tree as st  # noqa: E402
+
+PCI_ATTRS = ("vendor", "device", "class", "numa_node", "local_cpus", "local_cpulist",
+             "max_link_speed", "max_link_width", "current_link_speed",
+             "current_link_width", "subsystem_vendor", "subsystem_device", "revision")
+MASK_RE = re.compile(r"^[0-9a-f]{1,8}(,[0-9a-f]{8})*$")
+LIST_RE = re.compile(r"^(\d+(-\d+)?(,\d+(-\d+)?)*)?$")
+
+
+def read(root: Path, rel: str) -> str:
+    text = (root / rel).read_text()
+    assert text.endswith("\n"), f"{rel} lacks the trailing newline"
+    return text[:-1]
+
+
+def mask_bits(mask: str) -> list[int]:
+    """Independent parse of the kernel's %*pb (comma-grouped hex, MSB first)."""
+    value = int(mask.replace(",", ""), 16)
+    return [i for i in range(value.bit_length()) if value >> i & 1]
+
+
+def mask_width(mask: str) -> int:
+    """How many bits a %*pb string spans (its leading group may be short)."""
+    groups = mask.split(",")
+    return 32 * (len(groups) - 1) + 4 * len(groups[0])
+
+
+def all_functions(desc):
+    out = []
+
+    def walk(devs, numa):
+        for d in devs or []:
+            out.append((d, numa))
+            walk(d.get("children"), numa)
+
+    for r in desc["pci"]:
+        walk(r["devices"], r["numa"])
+    return out
+
+
+@pytest.fixture(scope="module", params=st.MACHINES)
+def machine(request, tmp_path_factory):
+    desc = st.load(request.param)
+    root = tmp_path_factory.mktemp(request.param)
+    st.write_tree(desc, root)
+    return desc, root
+
+
+def test_machines_listed():
+    assert st.MACHINES == sorted(st.MACHINES)
+    assert {"dgx-h100", "azure-nd96isr-h100-v5", "h100x4-flat-vm",
+            "paired-switch-rocev2", "plain-2cpu-no-gpu"} <= set(st.MACHINES)
+    assert st.load("dgx-h100") == st.load(st.MACHINES_DIR / "dgx-h100.json")
+
+
+def test_symlinks_relative_and_inside_root(machine):
+    desc, root = machine
+    real_root = os.path.realpath(root)
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                continue
+            n += 1
+            target = os.readlink(p)
+            assert not os.path.isabs(target), f"{p} -> {target} is absolute"
+            resolved = os.path.realpath(p)
+            assert os.path.isdir(resolved), f"{p} -> {target} does not resolve to a dir"
+            assert os.path.commonpath([real_root, resolved]) == real_root, f"{p} leaves root"
+    assert n > 0
+
+
+def test_pci_functions_have_all_attributes(machine):
+    desc, root = machine
+    for dev, numa in all_functions(desc):
+        bdf = dev["bdf"]
+        link = root / "sys/bus/pci/devices" / bdf
+        assert link.is_symlink()
+        assert os.readlink(link).startswith("../../../devices/")
+        fdir = Path(os.path.realpath(link))
+        assert fdir.name == bdf
+        for attr in PCI_ATTRS:
+            assert (fdir / attr).is_file(), f"{bdf} lacks {attr}"
+        rel = str(fdir.relative_to(os.path.realpath(root)))
+        assert re.fullmatch(r"0x[0-9a-f]{6}", read(root, f"{rel}/class"))
+        assert re.fullmatch(r"0x[0-9a-f]{4}", read(root, f"{rel}/vendor"))
+        assert read(root, f"{rel}/vendor") == dev["vendor"]
+        assert read(root, f"{rel}/device") == dev["device"]
+        assert read(root, f"{rel}/numa_node") == str(numa)
+        assert read(root, f"{rel}/max_link_speed") == "32.0 GT/s PCIe"
+        assert read(root, f"{rel}/max_link_width") == "16"
+        default = {"gpu": "0x030200", "bridge": "0x060400"}.get(dev["kind"])
+        if dev["kind"] == "nic":
+            default = "0x020700" if dev["link_layer"] == "InfiniBand" else "0x020000"
+        assert read(root, f"{rel}/class") == dev.get("class", default)
+        # local_cpus and local_cpulist agree; -1 means all online CPUs.
+        cpus = ref.cpulist(read(root, f"{rel}/local_cpulist"))
+        assert mask_bits(read(root, f"{rel}/local_cpus")) == cpus
+        if numa == -1:
+            assert cpus == ref.cpulist(read(root, "sys/devices/system/cpu/online"))
+        else:
+            assert cpus == next(n["cpus"] for n in ref.nodes(desc) if n["id"] == numa)
+    # Host bridge directories exist but carry no PCI attributes of their own.
+    for r in desc["pci"]:
+        hb = root / "sys/devices" / r["root"]
+        assert hb.is_dir()
+        assert not (hb / "vendor").exists() and not (hb / "numa_node").exists()
+
+
+def test_pci_nesting_follows_the_tree(machine):
+    desc, root = machine
+
+    def walk(devs, parent):
+        for d in devs or []:
+            here = parent / d["bdf"]
+            assert here.is_dir() and not here.is_symlink()
+            walk(d.get("children"), here)
+
+    for r in desc["pci"]:
+        walk(r["devices"], root / "sys/devices" / r["root"])
+
+
+def test_infiniband_devices(machine):
+    desc, root = machine
+    nics = ref.nics(desc)
+    cls = root / "sys/class/infiniband"
+    present = sorted(p.name for p in cls.iterdir()) if cls.exists() else []
+    assert present == sorted(n["name"] for n in nics)
+    for n in nics:
+        link = cls / n["name"]
+        assert os.readlink(link).startswith("../../devices/")
+        d = Path(os.path.realpath(link))
+        assert os.path.basename(os.path.realpath(d / "device")) == n["bdf"]
+        assert os.readlink(d / "device") == f"../../../{n['bdf']}"
+        assert (d / "node_type").read_text() == "1: CA\n"
+        for p in range(1, n["ports"] + 1):
+            port = d / "ports" / str(p)
+            num = {"DOWN": 1, "INIT": 2, "ARMED": 3, "ACTIVE": 4}[n["state"]]
+            assert (port / "state").read_text() == f"{num}: {n['state']}\n"
+            phys = "5: LinkUp" if n["state"] == "ACTIVE" else "3: Disabled"
+            assert (port / "phys_state").read_text() == phys + "\n"
+            assert (port / "link_layer").read_text() == n["link_layer"] + "\n"
+            m = re.match(r"(\d+(?:\.\d+)?) Gb/sec \(\d+X \w+\)$", (port / "rate").read_text())
+            assert m and float(m.group(1)) == n["rate_gbps"]
+            ndev = port / "gid_attrs/ndevs/0"
+            if n["link_layer"] == "Ethernet":
+                assert ndev.read_text() == n["netdev"] + "\n"
+            else:
+                assert not ndev.exists()
+
+
+def test_netdevs(machine):
+    desc, root = machine
+    for dev, _ in all_functions(desc):
+        if "netdev" not in dev:
+            continue
+        link = root / "sys/class/net" / dev["netdev"]
+        assert os.readlink(link).startswith("../../devices/")
+        d = Path(os.path.realpath(link))
+        assert d.parent.name == "net" and d.parent.parent.name == dev["bdf"]
+        assert os.path.basename(os.path.realpath(d / "device")) == dev["bdf"]
+        ib = dev.get("link_layer") == "InfiniBand"
+        assert (d / "type").read_text() == ("32\n" if ib else "1\n")
+        assert (d / "operstate").read_text() in ("up\n", "down\n")
+        addr = (d / "address").read_text().strip()
+        assert len(addr.split(":")) == (20 if ib else 6)
+    # loopback is there, with no device link
+    assert not (root / "sys/class/net/lo/device").exists()
+
+
+def test_nodes_and_cpumaps(machine):
+    desc, root = machine
+    base = "sys/devices/system/node"
+    ns = ref.nodes(desc)
+    ids = [n["id"] for n in ns]
+    assert ref.cpulist(read(root, f"{base}/online")) == ids
+    assert ref.cpulist(read(root, f"{base}/possible")) == ids
+    assert ref.cpulist(read(root, f"{base}/has_cpu")) == [n["id"] for n in ns if n["has_cpus"]]
+    assert ref.cpulist(read(root, f"{base}/has_memory")) == [n["id"] for n in ns if n["mem_bytes"]]
+    possible = ref.cpulist(read(root, "sys/devices/system/cpu/possible"))
+    nr_cpu_ids = possible[-1] + 1
+    for n in ns:
+        d = f"{base}/node{n['id']}"
+        cl = read(root, f"{d}/cpulist")
+        assert LIST_RE.match(cl)
+        assert ref.cpulist(cl) == n["cpus"]
+        cm = read(root, f"{d}/cpumap")
+        assert MASK_RE.match(cm)
+        assert mask_bits(cm) == n["cpus"]
+        assert mask_width(cm) >= nr_cpu_ids > mask_width(cm) - 4
+        row = [int(x) for x in read(root, f"{d}/distance").split(" ")]
+        assert len(row) == len(ns) and row[ids.index(n["id"])] == 10
+        first = read(root, f"{d}/meminfo").splitlines()[0]
+        m = re.fullmatch(r"Node (\d+) MemTotal: +(\d+) kB", first)
+        assert m and int(m.group(1)) == n["id"] and int(m.group(2)) * 1024 == n["mem_bytes"]
+
+
+def test_cpu_topology(machine):
+    desc, root = machine
+    base = root / "sys/devices/system/cpu"
+    online = ref.cpulist(read(root, "sys/devices/system/cpu/online"))
+    present = ref.cpulist(read(root, "sys/devices/system/cpu/present"))
+    assert online == present == sorted(c for n in ref.nodes(desc) for c in n["cpus"])
+    socket_of = {c: n.get("socket", 0) for n in desc["cpu"]["nodes"]
+                 for c in ref.cpulist(n["cpus"])}
+    cores = {}
+    for c in online:
+        t = base / f"cpu{c}/topology"
+        pkg = int((t / "physical_package_id").read_text())
+        assert pkg == socket_of[c]
+        sib = ref.cpulist((t / "thread_siblings_list").read_text())
+        assert c in sib and len(sib) == desc["cpu"].get("threads_per_core", 1)
+        assert ref.cpulist((t / "core_cpus_list").read_text()) == sib
+        assert mask_bits((t / "thread_siblings").read_text().strip()) == sib
+        key = (pkg, int((t / "core_id").read_text()))
+        cores.setdefault(key, set()).add(c)
+        # index3 is the L3 and index0 the L1d: a reader must look at `level`.
+        l3 = base / f"cpu{c}/cache/index3"
+        assert (l3 / "level").read_text() == "3\n" and (l3 / "type").read_text() == "Unified\n"
+        shared = ref.cpulist((l3 / "shared_cpu_list").read_text())
+        assert mask_bits((l3 / "shared_cpu_map").read_text().strip()) == shared
+        assert all(socket_of[x] == pkg for x in shared)
+        l1 = base / f"cpu{c}/cache/index0"
+        assert (l1 / "level").read_text() == "1\n" and (l1 / "type").read_text() == "Data\n"
+        assert ref.cpulist((l1 / "shared_cpu_list").read_text()) == sib
+    # siblings share a core_id; distinct cores of a package differ
+    for key, cpus in cores.items():
+        sib = ref.cpulist((base / f"cpu{min(cpus)}/topology/thread_siblings_list").read_text())
+        assert sorted(cpus) == sib
+
+
+def test_proc_self_status(machine):
+    desc, root = machine
+    status = read(root, "proc/self/status")
+    fields = {}
+    for line in status.splitlines():
+        key, sep, value = line.partition(":\t")
+        assert sep, f"line {line!r} is not 'Key:<TAB>value'"
+        fields[key] = value
+    for key in ("Name", "State", "Pid", "Cpus_allowed", "Cpus_allowed_list",
+                "Mems_allowed", "Mems_allowed_list"):
+        assert key in fields
+    a = ref.allowed(desc)
+    assert ref.cpulist(fields["Cpus_allowed_list"]) == a["cpus"]
+    assert mask_bits(fields["Cpus_allowed"]) == a["cpus"]
+    assert ref.cpulist(fields["Mems_allowed_list"]) == a["mems"]
+    assert mask_bits(fields["Mems_allowed"]) == a["mems"]
+    assert len(fields["Mems_allowed"].split(",")) == st.MAX_NUMNODES // 32
+
+
+def test_reference_agrees_with_expected(machine):
+    desc, _ = machine
+    exp = desc["expected"]["gpus"]
+    gs = ref.gpus(desc)
+    assert [g["bdf"] for g in gs] == [e["bdf"] for e in exp]
+    assert [g["numa"] for g in gs] == [e["numa"] for e in exp]
+    names = {n["name"]: n for n in ref.nics(desc)}
+    mat = ref.class_matrix(desc)
+    for e in exp:
+        if e["hca"] is None:
+            continue
+        # The expected HCA is an ACTIVE NIC as close as any ACTIVE NIC.
+        assert names[e["hca"]]["state"] == "ACTIVE"
+        best = min(ref.CLASSES.index(c) for n, c in mat[e["bdf"]].items()
+                   if names[n]["state"] == "ACTIVE")
+        assert ref.CLASSES.index(mat[e["bdf"]][e["hca"]]) == best
+
+
+def test_reference_docstring_table_matches():
+    tables = ref.docstring_tables()
+    assert set(tables) == set(st.MACHINES)
+    for name in st.MACHINES:
+        assert tables[name] == ref.format_matrix(st.load(name)), name
+
+
+def test_reference_examples():
+    dgx = st.load("dgx-h100")
+    assert ref.distance_class(dgx, "0000:1b:00.0", "mlx5_0") == "PIX"
+    assert ref.distance_class(dgx, "0000:1b:00.0", "mlx5_1") == "PIX"
+    assert ref.distance_class(dgx, "0000:1b:00.0", "mlx5_3") == "NODE"
+    assert ref.distance_class(dgx, "0000:1b:00.0", "mlx5_6") == "SYS"
+    assert ref.cpulist("0-3,8") == [0, 1, 2, 3, 8]
+    assert ref.cpulist("\n") == []
+    assert ref.cpulist("0-7:2/4") == [0, 1, 4, 5]
+    nic = ref.nics(dgx)[0]
+    assert nic["name"] == "mlx5_0" and nic["rate_gbps"] == 400.0 and nic["ports"] == 1
+    assert ref.gpus(st.load("h100x4-flat-vm"))[0]["numa"] is None
+
+
+def _synthetic():
+    """A small box that has PXB and PHB pairs, a CPU-less node and an unknown numa."""
+    return {
+        "name": "synthetic",
+        "cpu": {"sockets": 1, "threads_per_core": 2, "smt_stride": 4,
+                "nodes": [{"id": 0, "cpus": "0-7", "socket": 0, "mem_mib": 1024},
+                          {"id": 2, "cpus": "", "mem_mib": 512, "kind": "gpu-memory"}],
+                "distances": [[10, 80], [80, 10]]},
+        "allowed": {"cpus": "0-7", "mems": "0"},
+        "pci": [
+            {"root": "pci0000:00", "numa": 0, "devices": [
+                {"bdf": "0000:00:01.0", "kind": "bridge", "children": [
+                    {"bdf": "0000:01:00.0", "kind": "bridge", "children": [
+                        {"bdf": "0000:02:00.0", "kind": "bridge", "children": [
+                            {"bdf": "0000:03:00.0", "kind": "bridge", "children": [
+                                {"bdf": "0000:04:00.0", "kind": "gpu",
+                                 "vendor": "0x10de", "device": "0x2330"}]}]},
+                        {"bdf": "0000:02:01.0", "kind": "bridge", "children": [
+                            {"bdf": "0000:05:00.0", "kind": "nic", "ibdev": "mlx5_0",
+                             "netdev": "eth5", "link_layer": "Ethernet", "state": "ACTIVE",
+                             "rate": "200 Gb/sec (4X HDR)", "vendor": "0x15b3",
+                             "device": "0x101d", "ports": 2}]}]}]},
+                {"bdf": "0000:00:02.0", "kind": "nic", "ibdev": "mlx5_1",
+                 "link_layer": "InfiniBand", "state": "INIT", "rate": "100 Gb/sec (4X EDR)",
+                 "vendor": "0x15b3", "device": "0x1017"}]},
+            {"root": "pci0000:80", "numa": -1, "devices": [
+                {"bdf": "0000:80:00.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
+                {"bdf": "0000:80:01.0", "kind": "nic", "ibdev": "mlx5_2", "netdev": "eth9",
+                 "link_layer": "Ethernet", "state": "ACTIVE", "rate": "25 Gb/sec (1X EDR)",
+                 "vendor": "0x15b3", "device": "0x1017"}]},
+        ],
+        "expected": {"gpus": []},
+    }
+
+
+def test_reference_pxb_phb_sys():
+    d = _synthetic()
+    assert ref.distance_class(d, "0000:04:00.0", "mlx5_0") == "PXB"
+    assert ref.distance_class(d, "0000:04:00.0", "mlx5_1") == "PHB"
+    assert ref.distance_class(d, "0000:04:00.0", "mlx5_2") == "SYS"
+    assert ref.distance_class(d, "0000:80:00.0", "mlx5_2") == "PHB"   # same root, numa -1
+    assert ref.distance_class(d, "0000:80:00.0", "mlx5_0") == "SYS"
+
+
+def test_synthetic_tree(tmp_path):
+    d = _synthetic()
+    st.write_tree(d, tmp_path)
+    node = tmp_path / "sys/devices/system/node"
+    # CPU-less node: the kernel prints an empty cpulist and an all-zero cpumap
+    assert (node / "node2/cpulist").read_text() == "\n"
+    assert (node / "node2/cpumap").read_text() == "00\n"          # nr_cpu_ids = 8
+    assert (node / "has_cpu").read_text() == "0\n"
+    assert (node / "has_memory").read_text() == "0,2\n"
+    assert (node / "node0/distance").read_text() == "10 80\n"
+    assert (node / "node2/distance").read_text() == "80 10\n"
+    assert (node / "node0/cpumap").read_text() == "ff\n"
+    t = tmp_path / "sys/devices/system/cpu/cpu5/topology"
+    assert (t / "thread_siblings_list").read_text() == "1,5\n"
+    assert (t / "thread_siblings").read_text() == "22\n"
+    assert (t / "core_id").read_text() == (t.parent.parent / "cpu1/topology/core_id").read_text()
+    port2 = tmp_path / "sys/class/infiniband/mlx5_0/ports/2"
+    assert (port2 / "state").read_text() == "4: ACTIVE\n"
+    assert (tmp_path / "sys/class/infiniband/mlx5_1/ports/1/state").read_text() == "2: INIT\n"
+    assert (tmp_path / "sys/class/infiniband/mlx5_1/ports/1/phys_state").read_text() == "3: Disabled\n"
+    # numa -1: local_cpulist is every online CPU
+    g = tmp_path / "sys/bus/pci/devices/0000:80:00.0"
+    assert (g / "numa_node").read_text() == "-1\n"
+    assert (g / "local_cpulist").read_text() == "0-7\n"
+
+
+def test_soft_roce(tmp_path):
+    desc = st.load("plain-2cpu-no-gpu")
+    st.write_tree(desc, tmp_path, soft_roce={"rxe0": "eth0"})
+    link = tmp_path / "sys/class/infiniband/rxe0"
+    assert os.readlink(link) == "../../devices/virtual/infiniband/rxe0"
+    d = Path(os.path.realpath(link))
+    assert not (d / "device").exists() and not (d / "device").is_symlink()
+    assert (d / "parent").read_text() == "eth0\n"
+    assert (d / "node_type").read_text() == "1: CA\n"
+    p = d / "ports/1"
+    assert (p / "state").read_text() == "4: ACTIVE\n"
+    assert (p / "phys_state").read_text() == "5: LinkUp\n"
+    assert (p / "link_layer").read_text() == "Ethernet\n"
+    assert (p / "gid_attrs/ndevs/0").read_text() == "eth0\n"
+    with pytest.raises(ValueError, match="eth7"):
+        st.write_tree(desc, tmp_path / "x", soft_roce={"rxe0": "eth7"})
+
+
+def test_offline_cpus(tmp_path):
+    desc = st.load("dgx-h100")
+    st.write_tree(desc, tmp_path, offline_cpus="2,114")
+    cpu = tmp_path / "sys/devices/system/cpu"
+    assert (cpu / "online").read_text() == "0-1,3-113,115-223\n"
+    assert (cpu / "present").read_text() == "0-223\n"
+    assert (cpu / "offline").read_text() == "2,114\n"
+    assert (cpu / "cpu2").is_dir() and (cpu / "cpu2/online").read_text() == "0\n"
+    assert not (cpu / "cpu2/topology").exists() and not (cpu / "cpu2/cache").exists()
+    assert (cpu / "cpu3/cache/index3/shared_cpu_list").read_text() == "0-1,3-55,112-113,115-167\n"
+    node0 = tmp_path / "sys/devices/system/node/node0/cpulist"
+    assert node0.read_text() == "0-1,3-55,112-113,115-167\n"
+    st.write_tree(desc, tmp_path / "keep", offline_cpus="2", keep_offline_in_node=True)
+    assert (tmp_path / "keep/sys/devices/system/node/node0/cpulist").read_text() == "0-55,112-167\n"
+    with pytest.raises(ValueError, match="offline_cpus"):
+        st.write_tree(desc, tmp_path / "bad", offline_cpus="500")
+
+
+def test_other_options(tmp_path):
+    desc = st.load("dgx-h100")
+    st.write_tree(desc, tmp_path, gpu_uuids={"0000:1b:00.0": "12345678-aaaa-bbbb-cccc-1234567890ab"},
+                  cgroup_cpus="0-7", numa_override={"0000:43:00.0": -1}, possible_cpus="0-255")
+    assert (tmp_path / "numabind/gpu-uuids").read_text() == \
+        "0000:1b:00.0 GPU-12345678-aaaa-bbbb-cccc-1234567890ab\n"
+    assert (tmp_path / "proc/self/cgroup").read_text() == "0::/job\n"
+    cg = tmp_path / "sys/fs/cgroup/job"
+    assert (cg / "cpuset.cpus.effective").read_text() == "0-7\n"
+    assert (cg / "cpuset.mems.effective").read_text() == "0-1\n"
+    g = tmp_path / "sys/bus/pci/devices/0000:43:00.0"
+    assert (g / "numa_node").read_text() == "-1\n"
+    assert (g / "local_cpulist").read_text() == "0-223\n"
+    assert (tmp_path / "sys/devices/system/cpu/possible").read_text() == "0-255\n"
+    assert (g / "local_cpus").read_text().count(",") == 7        # 256 bits
+    with pytest.raises(ValueError, match="0000:18:00.0"):
+        st.write_tree(desc, tmp_path / "x", gpu_uuids={"0000:18:00.0": "GPU-1234abcd"})
+
+
+def _mutate(path, key, value):
+    """Copy of dgx-h100 with one device field changed; ``path`` indexes devices."""
+    d = copy.deepcopy(st.load("dgx-h100"))
+    dev = d["pci"][path[0]]["devices"][path[1]]
+    for i in path[2:]:
+        dev = dev["children"][i]
+    dev[key] = value
+    return d
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("kind", "fpga", "fpga"),
+    ("bdf", "0000:15:1.0", "0000:15:1.0"),
+    ("bdf", "0000:16:00.0", "0000:16:00.0"),       # duplicate of its own child
+    ("bdf", "0000:15:01.8", "0000:15:01.8"),
+    ("bdf", "0001:15:01.0", "0001:15:01.0"),       # wrong domain for pci0000:15
+])
+def test_malformed_description(tmp_path, key, value, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        st.write_tree(_mutate((0, 0), key, value), tmp_path)
+
+
+def test_malformed_other(tmp_path):
+    d = _mutate((0, 0, 0, 0, 0), "state", "UP")
+    with pytest.raises(ValueError, match="UP"):
+        st.write_tree(d, tmp_path)
+    d = copy.deepcopy(st.load("plain-2cpu-no-gpu"))
+    d["allowed"]["cpus"] = "0-3"
+    with pytest.raises(ValueError, match="0-3"):
+        st.write_tree(d, tmp_path)
+    with pytest.raises(ValueError):
+        st.write_tree(d, "/")
+
+
+def test_cli(tmp_path):
+    out = tmp_path / "tree"
+    assert st.main(["plain-2cpu-no-gpu", str(out)]) == 0
+    # a second run over the same directory (ctest re-runs) works too
+    assert st.main([str(st.MACHINES_DIR / "plain-2cpu-no-gpu.json"), str(out),
+                    "--soft-roce", "rxe0=eth0", "--cgroup-cpus", "1"]) == 0
+    assert (out / "sys/class/infiniband/rxe0/parent").read_text() == "eth0\n"
+    assert (out / "sys/fs/cgroup/job/cpuset.cpus.effective").read_text() == "1\n"
+    # --clean drops what an earlier run left
+    assert st.main(["plain-2cpu-no-gpu", str(out), "--clean"]) == 0
+    assert not (out / "sys/class/infiniband").exists()
+    assert (out / "sys/class/net/eth0").is_symlink()
+    assert st.main(["plain-2cpu-no-gpu", str(tmp_path / "t2"), "--offline-cpus", "999"]) == 2
+
+
+# ------------------------------------------------ conventions of this machine's kernel
+
+def _real(path: str) -> str:
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist here")
+    return Path(path).read_text()
+
+
+def _real_nr_cpu_ids() -> int:
+    return ref.cpulist(_real("/sys/devices/system/cpu/possible"))[-1] + 1
+
+
+def test_real_node_cpumap_format():
+    text = _real("/sys/devices/system/node/node0/cpumap")
+    cpus = ref.cpulist(_real("/sys/devices/system/node/node0/cpulist"))
+    assert text == st.format_mask(cpus, _real_nr_cpu_ids()) + "\n"
+
+
+def test_real_cpu_online_format():
+    text = _real("/sys/devices/system/cpu/online")
+    assert text.endswith("\n") and LIST_RE.match(text[:-1])
+    assert text == st.format_cpulist(ref.cpulist(text)) + "\n"
+
+
+def test_real_proc_status_allowed_lines():
+    status = _real("/proc/self/status")
+    cl = re.search(r"^Cpus_allowed_list:\t(.*)$", status, re.M)
+    cm = re.search(r"^Cpus_allowed:\t(.*)$", status, re.M)
+    ml = re.search(r"^Mems_allowed_list:\t(.*)$", status, re.M)
+    mm = re.search(r"^Mems_allowed:\t(.*)$", status, re.M)
+    if not (cl and cm and ml and mm):
+        pytest.skip("no Cpus_allowed/Mems_allowed lines in /proc/self/status")
+    cpus = ref.cpulist(cl.group(1))
+    assert cl.group(1) == st.format_cpulist(cpus)
+    assert cm.group(1) == st.format_mask(cpus, _real_nr_cpu_ids())
+    mems = ref.cpulist(ml.group(1))
+    assert mm.group(1) == st.format_mask(mems, mask_width(mm.group(1)))
+
+
+def test_real_meminfo_line_format():
+    text = _real("/sys/devices/system/node/node0/meminfo")
+    real = text.splitlines()
+    ours = st._meminfo(0, 1).splitlines()
+    # same labels in the same order, same column layout
+    real_labels = [ln.split(":")[0] for ln in real]
+    assert [ln.split(":")[0] for ln in ours] == [x for x in real_labels
+                                                  if x in {o.split(":")[0] for o in ours}]
+    for ln in real:
+        m = re.fullmatch(r"Node 0 (\S+:)\s+(\d+)( kB)?", ln)
+        assert m, ln
+        label, value, kb = m.groups()
+        if kb:
+            assert ln == f"Node 0 {label:<16}{int(value):>8} kB"
+        else:
+            assert ln == f"Node 0 {label:<16} {int(value):>5}"
+
+
+def test_real_pci_conventions():
+    base = "/sys/bus/pci/devices"
+    if not os.path.isdir(base) or not os.listdir(base):
+        pytest.skip("no PCI devices here")
+    for bdf in sorted(os.listdir(base)):
+        link = os.path.join(base, bdf)
+        assert st.BDF_RE.match(bdf)
+        assert os.readlink(link).startswith("../../../devices/")
+        d = os.path.realpath(link)
+        assert re.fullmatch(r"0x[0-9a-f]{6}\n", Path(d, "class").read_text())
+        assert re.fullmatch(r"0x[0-9a-f]{4}\n", Path(d, "vendor").read_text())
+        assert re.fullmatch(r"-?\d+\n", Path(d, "numa_node").read_text())
+        cpus = ref.cpulist(Path(d, "local_cpulist").read_text())
+        assert Path(d, "local_cpus").read_text() == st.format_mask(cpus, _real_nr_cpu_ids()) + "\n"
+        if Path(d, "max_link_speed").exists():
+            speed = Path(d, "max_link_speed").read_text()
+            assert re.fullmatch(r"(\d+\.\d GT/s PCIe|Unknown)\n", speed), speed
