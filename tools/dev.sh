@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs what numabind needs on a Debian/Ubuntu machine, builds it into
+# .venv, and runs it or its tests.
+#
+#   bash tools/dev.sh show   # install, then `numabind show`
+#   bash tools/dev.sh test   # install, then the C tests (ctest, ASan+UBSan) and pytest
+#
+# Idempotent: system packages are installed only when missing, the venv is
+# reused. CI (.ci/run) calls `bash tools/dev.sh test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${NUMABIND_VENV:-.venv}
+PY=${PYTHON:-python3}
+# Build: compilers, CMake, Python headers + venv, libnuma and rdma-core headers.
+# Run: numactl/hwloc are not needed; libibverbs is loaded only if present.
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-dev python3-venv
+              libnuma-dev libibverbs-dev)
+
+log() { printf '\n== %s\n' "$*"; }
+
+need_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing system packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  log "building and installing numabind into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q ".[test]"
+}
+
+c_tests() {
+  log "C tests (ctest) under AddressSanitizer and UndefinedBehaviorSanitizer"
+  cmake -S . -B build/ctest-sanitize -G Ninja -DNUMABIND_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build build/ctest-sanitize
+  ctest --test-dir build/ctest-sanitize --output-on-failure
+}
+
+py_tests() {
+  log "pytest"
+  # Run from tests/ against the installed package, never the source tree.
+  "$VENV/bin/python" -m pytest tests -q "$@"
+}
+
+case "${1:-}" in
+  show)
+    need_apt
+    install_venv
+    log "numabind show"
+    "$VENV/bin/numabind" show
+    ;;
+  test)
+    shift
+    need_apt
+    install_venv
+    c_tests
+    py_tests "$@"
+    ;;
+  *)
+    echo "usage: bash tools/dev.sh show|test [pytest args]" >&2
+    exit 2
+    ;;
+esac
