@@ -108,6 +108,18 @@ NMB_HIDDEN nmb_verbs_t *nmb__verbs_open(void);     /* NULL when libibverbs is ab
 NMB_HIDDEN int nmb__verbs_query(nmb_verbs_t *v, const char *name, int port, nmb_verbs_port_t *out);
 NMB_HIDDEN void nmb__verbs_close(nmb_verbs_t *v);
 
+/* ---- system calls apply.c makes, replaceable by the C tests to inject a
+ * failure at a chosen step (the kernel offers no way to make them fail on
+ * demand). ---- */
+#include <sched.h>
+typedef struct nmb_sys {
+    int (*setaffinity)(pid_t, size_t, const cpu_set_t *);
+    int (*getaffinity)(pid_t, size_t, cpu_set_t *);
+    long (*set_mempolicy)(int, const unsigned long *, unsigned long);
+    long (*get_mempolicy)(int *, unsigned long *, unsigned long, void *, unsigned);
+} nmb_sys_t;
+NMB_HIDDEN extern nmb_sys_t nmb__sys;
+
 /* ---- the topology (topology.c and its readers) ---- */
 
 struct nmb_topology {

@@ -7,7 +7,10 @@ RDMA NIC closest to its GPU.
 """
 
 from numabind._core import VERSION_STRING as __version__
-from numabind.errors import EnvironmentValueError, NumabindError, TopologyError
+from numabind.errors import (
+    BindingError, EnvironmentValueError, NumabindError, PlacementError, TopologyError,
+)
+from numabind.placement import Plan, RankPlan, pin_rank, plan
 from numabind.topology import (
     Cpu, DistanceClass, Gpu, Nic, NicPort, NumaNode, PciFunction, Topology, topology,
 )
@@ -16,5 +19,6 @@ __all__ = [
     "__version__",
     "topology", "Topology", "NumaNode", "Cpu", "PciFunction", "Gpu", "Nic", "NicPort",
     "DistanceClass",
-    "NumabindError", "TopologyError", "EnvironmentValueError",
+    "plan", "pin_rank", "Plan", "RankPlan",
+    "NumabindError", "TopologyError", "EnvironmentValueError", "PlacementError", "BindingError",
 ]

@@ -4,10 +4,12 @@
 Everything here copies C data into plain Python values; the public objects
 are built from them in numabind.topology.
 """
-from libc.errno cimport EINVAL
+from libc.errno cimport EINVAL, ENOENT
+from libc.stdlib cimport malloc, free
 from numabind cimport libnumabind as c
 
-from numabind.errors import NumabindError, TopologyError, EnvironmentValueError
+from numabind.errors import (BindingError, EnvironmentValueError, NumabindError, PlacementError,
+                             TopologyError)
 
 VERSION = c.NMB_VERSION
 VERSION_STRING = c.NMB_VERSION_STRING.decode()
@@ -28,7 +30,8 @@ cdef int check(int rc, str call, type cls=NumabindError) except -1:
         return rc
     cdef str detail = c.nmb_last_error().decode("utf-8", "replace")
     cdef str strerror = c.nmb_strerror(rc).decode()
-    if cls is TopologyError and detail.startswith("CUDA_VISIBLE_DEVICES"):
+    if cls is not BindingError and detail.startswith(("CUDA_VISIBLE_DEVICES", "LOCAL_RANK", "SLURM_",
+                                                       "OMPI_", "MPI_", "LOCAL_WORLD_SIZE")):
         cls = EnvironmentValueError
     raise cls(-rc, strerror, detail, call)
 
@@ -178,3 +181,97 @@ def format_cpulist(cpus):
             raise ValueError(f"CPU {cpu} is outside 0..{c.NMB_BITMAP_BITS - 1}")
     c.nmb_bitmap_format_list(&s, buf, sizeof(buf))
     return buf.decode()
+
+
+def cpu_policy_from_name(str name):
+    return check(c.nmb_cpu_policy_from_name(name.encode()), "nmb_cpu_policy_from_name", PlacementError)
+
+
+def mem_policy_from_name(str name):
+    return check(c.nmb_mem_policy_from_name(name.encode()), "nmb_mem_policy_from_name", PlacementError)
+
+
+def local_rank_from_env():
+    """(rank, variable name) from the launcher's environment."""
+    cdef int rank = 0
+    cdef const char *source = NULL
+    check(c.nmb_local_rank_from_env(&rank, &source), "nmb_local_rank_from_env", PlacementError)
+    return rank, source.decode()
+
+
+def local_world_size_from_env():
+    """(size, variable name), or None when no launcher variable is set."""
+    cdef int size = 0
+    cdef const char *source = NULL
+    cdef int rc = c.nmb_local_world_size_from_env(&size, &source)
+    if rc == -ENOENT:
+        return None
+    check(rc, "nmb_local_world_size_from_env", PlacementError)
+    return size, source.decode()
+
+
+APPLY_EXPORT_ENV = c.NMB_APPLY_EXPORT_ENV
+APPLY_MIGRATE = c.NMB_APPLY_MIGRATE
+
+
+cdef class PlanHandle:
+    """Owns one nmb_plan_t, planned from a TopologyHandle."""
+    cdef c.nmb_plan_t *ptr
+
+    def __cinit__(self, TopologyHandle topo, int cpu_policy=0, int mem_policy=0, int local_world_size=0,
+                  rank_gpus=None, int reserve_cores=0, bint override_env=False):
+        cdef c.nmb_plan_options_t o
+        cdef int *gpus = NULL
+        cdef int i, rc
+        c.nmb_plan_options_init(&o)
+        o.cpu_policy = cpu_policy
+        o.mem_policy = mem_policy
+        o.local_world_size = local_world_size
+        o.reserve_cores = reserve_cores
+        o.override_env = override_env
+        if rank_gpus is not None:
+            gpus = <int *>malloc(max(len(rank_gpus), 1) * sizeof(int))
+            if gpus == NULL:
+                raise MemoryError()
+            for i in range(len(rank_gpus)):
+                gpus[i] = rank_gpus[i]
+            o.rank_gpus = gpus
+        try:
+            with nogil:
+                rc = c.nmb_plan_create(&self.ptr, topo.ptr, &o)
+            check(rc, "nmb_plan_create", PlacementError)
+        finally:
+            free(gpus)
+
+    def __dealloc__(self):
+        c.nmb_plan_destroy(self.ptr)
+        self.ptr = NULL
+
+    def ranks(self):
+        """Every rank's plan as plain Python values."""
+        cdef const c.nmb_rank_plan_t *r
+        cdef int i, j
+        out = []
+        for i in range(c.nmb_plan_num_ranks(self.ptr)):
+            r = c.nmb_plan_rank(self.ptr, i)
+            out.append(dict(
+                local_rank=r.local_rank, gpu=None if r.gpu < 0 else r.gpu, gpu_pci=text(r.gpu_address),
+                numa_node=node_or_none(r.numa_node), cpus=bits(&r.cpus), mem_nodes=bits(&r.mems),
+                cpu_policy=c.nmb_cpu_policy_name(r.cpu_policy).decode(),
+                mem_policy=c.nmb_mem_policy_name(r.mem_policy).decode(),
+                hca=text(r.nic), hca_port=r.nic_port if r.nic != NULL else None,
+                distance=c.nmb_distance_name(r.distance).decode() if r.distance > 0 else None,
+                env=[(text(r.env[j].name), text(r.env[j].value), text(r.env[j].user), bool(r.env[j].kept))
+                     for j in range(r.num_env)],
+                note=text(r.note)))
+        return out
+
+    def apply(self, int local_rank, unsigned flags=0):
+        """Applies one rank's plan to this process; returns the report."""
+        cdef c.nmb_apply_report_t rep
+        cdef int rc
+        with nogil:
+            rc = c.nmb_plan_apply(self.ptr, local_rank, flags, &rep)
+        check(rc, "nmb_plan_apply", BindingError)
+        return dict(threads=rep.threads, scans=rep.scans, mem_policy_set=bool(rep.mem_policy_set),
+                    pages_migrated=None if rep.pages_migrated < 0 else rep.pages_migrated)

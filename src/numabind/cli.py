@@ -93,6 +93,81 @@ def _cmd_gather(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    from numabind.placement import CPU_POLICIES, MEM_POLICIES
+
+    p.add_argument("--local-world-size", type=int, default=None, metavar="N",
+                   help="ranks on this node (default: LOCAL_WORLD_SIZE etc., else one per visible GPU)")
+    p.add_argument("--policy", choices=CPU_POLICIES, default="exclusive", help="CPU policy")
+    p.add_argument("--mem", choices=MEM_POLICIES, default="preferred", help="memory policy")
+    p.add_argument("--reserve-cores", type=int, default=0, metavar="K",
+                   help="cores per NUMA node held back for the OS and data loaders")
+    p.add_argument("--override-env", action="store_true",
+                   help="replace NIC variables already set in the environment")
+
+
+def _plan_kwargs(args: argparse.Namespace) -> dict:
+    return dict(local_world_size=args.local_world_size, policy=args.policy, mem=args.mem,
+                reserve_cores=args.reserve_cores, override_env=args.override_env)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    plan = numabind.plan(**_plan_kwargs(args))
+    ranks = plan.ranks if args.local_rank is None else (plan[_rank_in(plan, args.local_rank)],)
+    if args.json:
+        print(json.dumps({"ranks": [r.to_dict() for r in ranks]}, indent=2))
+        return 0
+    rows = [["rank", "GPU", "PCI", "NUMA", "CPUs", "memory", "NIC", "class"]]
+    for r in ranks:
+        rows.append([str(r.local_rank), "-" if r.gpu is None else str(r.gpu), r.gpu_pci or "-",
+                     _node(r.numa_node), _core.format_cpulist(r.cpus),
+                     f"{r.mem_policy} {_core.format_cpulist(r.mem_nodes)}",
+                     f"{r.hca}:{r.hca_port}" if r.hca else "-", r.distance or "-"])
+    print(_table(rows))
+    for r in ranks:
+        if r.note:
+            print(f"rank {r.local_rank}: {r.note}")
+        for name, value in r.kept_env.items():
+            print(f"rank {r.local_rank}: keeping {name}={value} from the environment")
+    return 0
+
+
+def _rank_in(plan, rank: int) -> int:
+    if not 0 <= rank < len(plan):
+        raise numabind.PlacementError(22, "invalid argument",
+                                      f"local rank {rank} is outside the {len(plan)} local ranks planned", "plan")
+    return rank
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    import shlex
+
+    r = numabind.pin_rank(args.local_rank, dry_run=True, **_plan_kwargs(args))
+    for name, value in r.env.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    import os
+
+    command = args.command_line
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("numabind exec: no command given (numabind exec [options] -- CMD ARGS...)", file=sys.stderr)
+        return 2
+    r = numabind.pin_rank(args.local_rank, migrate=args.migrate, **_plan_kwargs(args))
+    if args.verbose:
+        print(f"numabind: {r!r}", file=sys.stderr)
+    sys.stdout.flush()
+    try:
+        os.execvp(command[0], command)
+    except OSError as e:
+        print(f"numabind exec: cannot run {command[0]!r}: {e.strerror}", file=sys.stderr)
+        return 127
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="numabind", description=(
         "Reads a GPU node's topology and places each rank on the CPUs, memory and NIC closest "
@@ -105,6 +180,27 @@ def parser() -> argparse.ArgumentParser:
     gather = sub.add_parser("gather", help="capture every file numabind reads, for NUMABIND_FSROOT")
     gather.add_argument("out", metavar="OUT.tar.gz")
     gather.set_defaults(func=_cmd_gather)
+
+    plan = sub.add_parser("plan", help="print each local rank's CPUs, memory and NIC")
+    plan.add_argument("--local-rank", type=int, default=None, metavar="R", help="only this rank")
+    plan.add_argument("--json", action="store_true", help='print {"ranks": [...]}')
+    _plan_args(plan)
+    plan.set_defaults(func=_cmd_plan)
+
+    env = sub.add_parser("env", help="print a rank's NIC variables as shell export lines")
+    env.add_argument("--local-rank", type=int, default=None, metavar="R",
+                     help="default: from LOCAL_RANK, SLURM_LOCALID, ...")
+    _plan_args(env)
+    env.set_defaults(func=_cmd_env)
+
+    ex = sub.add_parser("exec", help="pin this rank, export its NIC variables, then exec CMD")
+    ex.add_argument("--local-rank", type=int, default=None, metavar="R",
+                    help="default: from LOCAL_RANK, SLURM_LOCALID, ...")
+    ex.add_argument("--migrate", action="store_true", help="move pages already touched")
+    ex.add_argument("-v", "--verbose", action="store_true", help="print the plan to stderr")
+    _plan_args(ex)
+    ex.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    ex.set_defaults(func=_cmd_exec)
     return p
 
 

@@ -7,7 +7,7 @@ offending value, and whose ``call`` names the C function that failed.
 
 from __future__ import annotations
 
-__all__ = ["NumabindError", "TopologyError", "EnvironmentValueError"]
+__all__ = ["NumabindError", "TopologyError", "EnvironmentValueError", "PlacementError", "BindingError"]
 
 
 class NumabindError(OSError):
@@ -26,6 +26,17 @@ class TopologyError(NumabindError):
     """The machine's topology could not be read (a missing or malformed file)."""
 
 
-class EnvironmentValueError(TopologyError, ValueError):
+class PlacementError(NumabindError):
+    """No placement satisfies the request on this machine (a rank without a
+    GPU, more ranks than CPUs, a node outside the allowed set)."""
+
+
+class BindingError(NumabindError):
+    """Applying a plan failed; the process's previous CPU affinity and memory
+    policy were restored before this was raised."""
+
+
+class EnvironmentValueError(TopologyError, PlacementError, ValueError):
     """An environment variable numabind honours holds a value that names
-    nothing on this machine (``CUDA_VISIBLE_DEVICES=9`` on a 4-GPU box)."""
+    nothing on this machine (``CUDA_VISIBLE_DEVICES=9`` on a 4-GPU box,
+    ``LOCAL_RANK=x``)."""

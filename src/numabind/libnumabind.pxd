@@ -149,3 +149,71 @@ cdef extern from "numabind/numabind.h" nogil:
 
     int nmb_topology_num_files(const nmb_topology_t *topo)
     const char *nmb_topology_file(const nmb_topology_t *topo, int index)
+
+cdef extern from "numabind/numabind.h" nogil:
+    enum:
+        NMB_CPU_EXCLUSIVE
+        NMB_CPU_NODE
+        NMB_CPU_SOCKET
+        NMB_CPU_CORE_COMPLEX
+        NMB_CPU_NONE
+        NMB_MEM_PREFERRED
+        NMB_MEM_BIND
+        NMB_MEM_INTERLEAVE
+        NMB_MEM_LOCAL
+        NMB_MEM_DEFAULT
+        NMB_APPLY_EXPORT_ENV
+        NMB_APPLY_MIGRATE
+
+    ctypedef struct nmb_plan_options_t:
+        int cpu_policy
+        int mem_policy
+        int local_world_size
+        const int *rank_gpus
+        int reserve_cores
+        int override_env
+
+    void nmb_plan_options_init(nmb_plan_options_t *opts)
+
+    ctypedef struct nmb_env_var_t:
+        const char *name
+        const char *value
+        const char *user
+        int kept
+
+    ctypedef struct nmb_rank_plan_t:
+        int local_rank
+        int gpu
+        const char *gpu_address
+        int numa_node
+        nmb_bitmap_t cpus
+        nmb_bitmap_t mems
+        int cpu_policy, mem_policy
+        const char *nic
+        int nic_port
+        int distance
+        int num_env
+        const nmb_env_var_t *env
+        const char *note
+
+    ctypedef struct nmb_plan_t:
+        pass
+
+    int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *topo, const nmb_plan_options_t *opts)
+    void nmb_plan_destroy(nmb_plan_t *plan)
+    int nmb_plan_num_ranks(const nmb_plan_t *plan)
+    const nmb_rank_plan_t *nmb_plan_rank(const nmb_plan_t *plan, int local_rank)
+    int nmb_local_rank_from_env(int *rank, const char **source)
+    int nmb_local_world_size_from_env(int *size, const char **source)
+
+    ctypedef struct nmb_apply_report_t:
+        int threads
+        int scans
+        int mem_policy_set
+        long pages_migrated
+
+    int nmb_plan_apply(const nmb_plan_t *plan, int local_rank, unsigned flags, nmb_apply_report_t *report)
+    const char *nmb_cpu_policy_name(int policy)
+    const char *nmb_mem_policy_name(int policy)
+    int nmb_cpu_policy_from_name(const char *name)
+    int nmb_mem_policy_from_name(const char *name)

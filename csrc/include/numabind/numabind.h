@@ -12,5 +12,6 @@
 #include "numabind/common.h"
 #include "numabind/bitmap.h"
 #include "numabind/topology.h"
+#include "numabind/plan.h"
 
 #endif /* NUMABIND_H */

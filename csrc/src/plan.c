@@ -1,0 +1,539 @@
+/* The plan: which CPUs, memory nodes and NIC each local rank gets. Pure: a
+ * function of the topology, the options and the NIC variables already in
+ * the environment, so every rank computes the same answer alone. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct nmb_plan {
+    nmb_arena_t arena;
+    int num_ranks;
+    nmb_rank_plan_t *ranks;
+};
+
+static const char *const cpu_policy_names[] = {"exclusive", "node", "socket", "core-complex", "none"};
+static const char *const mem_policy_names[] = {"preferred", "bind", "interleave", "local", "default"};
+#define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))
+
+const char *nmb_cpu_policy_name(int p)
+{
+    return p >= 0 && p < COUNT(cpu_policy_names) ? cpu_policy_names[p] : NULL;
+}
+
+const char *nmb_mem_policy_name(int p)
+{
+    return p >= 0 && p < COUNT(mem_policy_names) ? mem_policy_names[p] : NULL;
+}
+
+int nmb_cpu_policy_from_name(const char *name)
+{
+    for (int i = 0; name && i < COUNT(cpu_policy_names); i++)
+        if (strcmp(name, cpu_policy_names[i]) == 0)
+            return i;
+    return nmb__fail(-EINVAL, "unknown CPU policy '%.64s' (exclusive, node, socket, core-complex, none)",
+                     name ? name : "(null)");
+}
+
+int nmb_mem_policy_from_name(const char *name)
+{
+    /* "default" is what numabind picks when locality is unknown, not a choice. */
+    for (int i = 0; name && i < COUNT(mem_policy_names) - 1; i++)
+        if (strcmp(name, mem_policy_names[i]) == 0)
+            return i;
+    return nmb__fail(-EINVAL, "unknown memory policy '%.64s' (preferred, bind, interleave, local)",
+                     name ? name : "(null)");
+}
+
+void nmb_plan_options_init(nmb_plan_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->cpu_policy = NMB_CPU_EXCLUSIVE;
+    o->mem_policy = NMB_MEM_PREFERRED;
+}
+
+void nmb_plan_destroy(nmb_plan_t *plan)
+{
+    if (!plan)
+        return;
+    nmb__arena_free(&plan->arena);
+    free(plan);
+}
+
+int nmb_plan_num_ranks(const nmb_plan_t *plan)
+{
+    return plan ? plan->num_ranks : -EINVAL;
+}
+
+const nmb_rank_plan_t *nmb_plan_rank(const nmb_plan_t *plan, int r)
+{
+    return plan && r >= 0 && r < plan->num_ranks ? &plan->ranks[r] : NULL;
+}
+
+/* ---- launcher variables ---- */
+
+static int env_int(const char *const *names, int count, int *out, const char **source)
+{
+    for (int i = 0; i < count; i++) {
+        const char *v = getenv(names[i]);
+        if (!v)
+            continue;
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        /* Slurm writes "4(x2)" in some task-count variables: the count comes first. */
+        if (end == v || (*end && *end != '(') || errno || n < 0 || n > 1 << 20)
+            return nmb__fail(-EINVAL, "%s='%.64s' is not a non-negative integer", names[i], v);
+        *out = (int)n;
+        if (source)
+            *source = names[i];
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int nmb_local_rank_from_env(int *rank, const char **source)
+{
+    static const char *const names[] = {"LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK",
+                                        "MPI_LOCALRANKID"};
+    if (!rank)
+        return nmb__fail(-EINVAL, "nmb_local_rank_from_env: rank is NULL");
+    int err = env_int(names, COUNT(names), rank, source);
+    if (err == -ENOENT)
+        return nmb__fail(err, "no local rank in the environment: none of LOCAL_RANK, SLURM_LOCALID, "
+                              "OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID is set");
+    return err;
+}
+
+int nmb_local_world_size_from_env(int *size, const char **source)
+{
+    static const char *const names[] = {"LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE",
+                                        "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"};
+    if (!size)
+        return nmb__fail(-EINVAL, "nmb_local_world_size_from_env: size is NULL");
+    return env_int(names, COUNT(names), size, source);
+}
+
+/* ---- CPUs ---- */
+
+static const char *fmt_list(const nmb_bitmap_t *s, char *buf, size_t len)
+{
+    nmb_bitmap_format_list(s, buf, len);
+    return buf[0] ? buf : "(empty)";
+}
+
+/* The node a GPU's ranks run on: its own, or, for a CPU-less node (GPU
+ * memory on Grace machines), the nearest node that has CPUs. */
+static int cpu_node_of(const nmb_topology_t *t, int gpu_node)
+{
+    int idx = nmb_topology_node_index(t, gpu_node);
+    if (gpu_node < 0 || idx < 0)
+        return -1;
+    if (t->nodes[idx].has_cpus)
+        return gpu_node;
+    int best = -1, best_d = 0;
+    for (int j = 0; j < t->num_nodes; j++) {
+        int d = t->nodes[idx].distances[j];
+        if (t->nodes[j].has_cpus && (best < 0 || d < best_d))
+            best = j, best_d = d;
+    }
+    return best < 0 ? -1 : t->nodes[best].id;
+}
+
+/* The CPUs a group of ranks on `node` (-1: unknown locality) shares: the
+ * node's (or every online) CPU, allowed, less the reserved cores. */
+static int group_pool(const nmb_topology_t *t, int node, int reserve, nmb_bitmap_t *pool)
+{
+    char a[256], b[256];
+    int idx = nmb_topology_node_index(t, node);
+    nmb_bitmap_and(pool, node >= 0 ? &t->nodes[idx].cpus : &t->online, &t->allowed_cpus);
+    if (reserve > 0) {
+        /* Hold back the lowest cores of each node: where the OS's own
+         * interrupts and housekeeping land first. */
+        for (int n = 0; n < t->num_nodes; n++) {
+            if (node >= 0 && t->nodes[n].id != node)
+                continue;
+            int held = 0;
+            for (int c = 0; c < t->num_cores && held < reserve; c++) {
+                const nmb_core_t *core = &t->cores[c];
+                if (core->node != t->nodes[n].id || !nmb_bitmap_intersects(&core->cpus, pool))
+                    continue;
+                nmb_bitmap_andnot(pool, pool, &core->cpus);
+                held++;
+            }
+        }
+    }
+    if (nmb_bitmap_iszero(pool)) {
+        if (node >= 0)
+            return nmb__fail(-EINVAL, "NUMA node %d has no allowed CPUs left (node CPUs %s, allowed %s%s)",
+                             node, fmt_list(&t->nodes[idx].cpus, a, sizeof a),
+                             fmt_list(&t->allowed_cpus, b, sizeof b),
+                             reserve ? ", after reserving cores" : "");
+        return nmb__fail(-EINVAL, "no allowed CPUs left (allowed %s%s)", fmt_list(&t->allowed_cpus, b, sizeof b),
+                         reserve ? ", after reserving cores" : "");
+    }
+    return 0;
+}
+
+/* Splits `pool` into k disjoint, contiguous shares of whole cores whose
+ * sizes differ by at most one core. With fewer cores than ranks, splits
+ * CPUs instead (SMT siblings apart) and says so. */
+static int split(const nmb_topology_t *t, const nmb_bitmap_t *pool, int k, int node, nmb_bitmap_t *out,
+                 const char **note)
+{
+    int ncores = 0;
+    for (int c = 0; c < t->num_cores; c++)
+        ncores += nmb_bitmap_intersects(&t->cores[c].cpus, pool);
+    for (int i = 0; i < k; i++)
+        nmb_bitmap_zero(&out[i]);
+    if (ncores >= k) {
+        int base = ncores / k, extra = ncores % k, r = 0, given = 0;
+        for (int c = 0; c < t->num_cores; c++) {
+            if (!nmb_bitmap_intersects(&t->cores[c].cpus, pool))
+                continue;
+            nmb_bitmap_t share;
+            nmb_bitmap_and(&share, &t->cores[c].cpus, pool);
+            nmb_bitmap_or(&out[r], &out[r], &share);
+            if (++given == base + (r < extra)) {
+                r++;
+                given = 0;
+            }
+        }
+        return 0;
+    }
+    int ncpus = nmb_bitmap_count(pool);
+    if (ncpus < k) {
+        char a[256];
+        return nmb__fail(-EINVAL, "%d ranks share %s%d but only %d CPUs are allowed there (%s): "
+                                  "more ranks than CPUs; use the 'node' policy to share them",
+                         k, node >= 0 ? "NUMA node " : "the machine", node >= 0 ? node : 0, ncpus,
+                         fmt_list(pool, a, sizeof a));
+    }
+    int base = ncpus / k, extra = ncpus % k, r = 0, given = 0;
+    for (int cpu = nmb_bitmap_next(pool, 0); cpu >= 0; cpu = nmb_bitmap_next(pool, cpu + 1)) {
+        nmb_bitmap_set(&out[r], cpu);
+        if (++given == base + (r < extra)) {
+            r++;
+            given = 0;
+        }
+    }
+    *note = "fewer cores than ranks: SMT siblings split between ranks";
+    return 0;
+}
+
+/* Every allowed CPU of the packages holding `pool`. */
+static void socket_of(const nmb_topology_t *t, const nmb_bitmap_t *pool, nmb_bitmap_t *out)
+{
+    nmb_bitmap_zero(out);
+    for (int c = 0; c < t->num_cores; c++) {
+        const nmb_core_t *core = &t->cores[c];
+        if (!nmb_bitmap_intersects(&core->cpus, pool))
+            continue;
+        for (int d = 0; d < t->num_cores; d++)
+            if (t->cores[d].package == core->package)
+                nmb_bitmap_or(out, out, &t->cores[d].cpus);
+    }
+    nmb_bitmap_and(out, out, &t->allowed_cpus);
+}
+
+static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node, int *members,
+                           int k, nmb_rank_plan_t *ranks)
+{
+    nmb_bitmap_t pool, *shares = calloc((size_t)k, sizeof *shares);
+    const char *note = NULL;
+    int err = 0;
+    if (!shares)
+        return -ENOMEM;
+    if (o->cpu_policy == NMB_CPU_NONE) {
+        for (int i = 0; i < k; i++)
+            shares[i] = t->allowed_cpus;
+        goto done;
+    }
+    if ((err = group_pool(t, node, o->reserve_cores, &pool)) < 0)
+        goto out;
+    switch (o->cpu_policy) {
+    case NMB_CPU_NODE:
+        for (int i = 0; i < k; i++)
+            shares[i] = pool;
+        break;
+    case NMB_CPU_SOCKET: {
+        nmb_bitmap_t s;
+        socket_of(t, &pool, &s);
+        for (int i = 0; i < k; i++)
+            shares[i] = s;
+        break;
+    }
+    case NMB_CPU_CORE_COMPLEX: {
+        int found = 0;
+        for (int d = 0; d < t->num_l3 && found < k; d++) {
+            nmb_bitmap_t s;
+            nmb_bitmap_and(&s, &t->l3[d].cpus, &pool);
+            if (!nmb_bitmap_iszero(&s))
+                shares[found++] = s;
+        }
+        if (found == k)
+            break;
+        note = "fewer L3 domains than ranks: split the node exclusively instead";
+        __attribute__((fallthrough));
+        /* fall through */
+    }
+    default:
+        if ((err = split(t, &pool, k, node, shares, &note)) < 0)
+            goto out;
+        break;
+    }
+done:
+    for (int i = 0; i < k; i++) {
+        ranks[members[i]].cpus = shares[i];
+        if (note)
+            ranks[members[i]].note = note;
+    }
+out:
+    free(shares);
+    return err;
+}
+
+/* ---- memory ---- */
+
+static int plan_memory(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_rank_plan_t *r)
+{
+    char a[256];
+    r->mem_policy = o->mem_policy;
+    if (r->numa_node < 0) {
+        /* Unknown locality: no node to prefer. Leave the kernel's default. */
+        r->mem_policy = NMB_MEM_DEFAULT;
+        r->mems = t->allowed_mems;
+        return 0;
+    }
+    nmb_bitmap_zero(&r->mems);
+    if (o->mem_policy == NMB_MEM_INTERLEAVE) {
+        for (int n = 0; n < t->num_nodes; n++)
+            if (t->nodes[n].has_cpus)
+                nmb_bitmap_set(&r->mems, t->nodes[n].id);
+    } else {
+        nmb_bitmap_set(&r->mems, r->numa_node);
+    }
+    nmb_bitmap_and(&r->mems, &r->mems, &t->allowed_mems);
+    if (nmb_bitmap_iszero(&r->mems))
+        return nmb__fail(-EINVAL, "local rank %d: NUMA node %d is not an allowed memory node (allowed %s)",
+                         r->local_rank, r->numa_node, fmt_list(&t->allowed_mems, a, sizeof a));
+    return 0;
+}
+
+/* ---- NICs ---- */
+
+/* The port a NIC would serve on: its first ACTIVE InfiniBand or Ethernet
+ * port (EFA and other link layers are skipped by NVSHMEM and NCCL's IB
+ * transport alike). NULL when none. */
+static const nmb_nic_port_t *usable_port(const nmb_nic_t *nic)
+{
+    for (int p = 0; p < nic->num_ports; p++) {
+        const nmb_nic_port_t *port = &nic->ports[p];
+        if (port->state == NMB_PORT_ACTIVE &&
+            (port->link_layer == NMB_LINK_INFINIBAND || port->link_layer == NMB_LINK_ETHERNET))
+            return port;
+    }
+    return NULL;
+}
+
+/* Node-wide, one-to-one where possible: the candidates are the fastest
+ * usable NICs (InfiniBand over Ethernet where both exist; slower storage and
+ * management NICs set aside); each GPU, in PCI order, takes the closest
+ * candidate, then the one with fewest GPUs on it, then PCI order. Writes the
+ * NIC index per physical GPU (-1: none). */
+static int assign_nics(const nmb_topology_t *t, int *nic_of_gpu)
+{
+    int n = t->num_nics, any_ib = 0;
+    double best_rate = 0;
+    int *cand = calloc((size_t)(n ? n : 1), sizeof *cand), *load = calloc((size_t)(n ? n : 1), sizeof *load);
+    if (!cand || !load) {
+        free(cand);
+        free(load);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        const nmb_nic_port_t *p = usable_port(&t->nics[i]);
+        if (p && p->link_layer == NMB_LINK_INFINIBAND)
+            any_ib = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        const nmb_nic_port_t *p = usable_port(&t->nics[i]);
+        cand[i] = p && (!any_ib || p->link_layer == NMB_LINK_INFINIBAND);
+        if (cand[i] && p->rate_gbps > best_rate)
+            best_rate = p->rate_gbps;
+    }
+    for (int i = 0; i < n; i++)
+        if (cand[i] && usable_port(&t->nics[i])->rate_gbps < best_rate)
+            cand[i] = 0;
+    for (int g = 0; g < t->num_all_gpus; g++) {
+        int best = -1, best_d = 0;
+        for (int i = 0; i < n; i++) {
+            if (!cand[i])
+                continue;
+            int d = nmb__pci_distance(t, t->all_gpus[g].pci, t->nics[i].pci);
+            if (best < 0 || d < best_d || (d == best_d && load[i] < load[best]))
+                best = i, best_d = d;
+        }
+        nic_of_gpu[g] = best;
+        if (best >= 0)
+            load[best]++;
+    }
+    free(cand);
+    free(load);
+    return 0;
+}
+
+/* ---- environment ---- */
+
+static int plan_env(nmb_plan_t *plan, const nmb_plan_options_t *o, nmb_rank_plan_t *r)
+{
+    if (!r->nic)
+        return 0;
+    char dev[320];
+    snprintf(dev, sizeof dev, "%s:%d", r->nic, r->nic_port);
+    /* One entry per process: with NIC_PE_MAPPING each PE takes entry
+     * mype_node % n, and DeepEP's normal mode makes every process PE 0 of its
+     * node, so a node-wide list would send every GPU to the first NIC.
+     * NCCL_IB_HCA is a prefix match unless it starts with '=' (mlx5_1
+     * would also match mlx5_10). */
+    struct {
+        const char *name;
+        const char *fmt;
+    } vars[] = {
+        {"NVSHMEM_HCA_LIST", "%s"},
+        {"NVSHMEM_ENABLE_NIC_PE_MAPPING", "1"},
+        {"NCCL_IB_HCA", "=%s"},
+        {"UCX_NET_DEVICES", "%s"},
+    };
+    nmb_env_var_t *env = nmb__arena_alloc(&plan->arena, sizeof vars / sizeof *vars * sizeof *env);
+    if (!env)
+        return -ENOMEM;
+    for (int i = 0; i < COUNT(vars); i++) {
+        char value[400];
+        snprintf(value, sizeof value, vars[i].fmt, dev);
+        const char *user = getenv(vars[i].name);
+        env[i].name = vars[i].name;
+        if (!(env[i].value = nmb__arena_strdup(&plan->arena, value)) ||
+            (user && !(env[i].user = nmb__arena_strdup(&plan->arena, user))))
+            return -ENOMEM;
+        env[i].kept = user && !o->override_env;
+    }
+    r->env = env;
+    r->num_env = COUNT(vars);
+    return 0;
+}
+
+/* ---- the plan ---- */
+
+static int validate(const nmb_topology_t *t, const nmb_plan_options_t *o, int n)
+{
+    if (o->cpu_policy < 0 || o->cpu_policy > NMB_CPU_NONE)
+        return nmb__fail(-EINVAL, "unknown CPU policy %d", o->cpu_policy);
+    if (o->mem_policy < 0 || o->mem_policy > NMB_MEM_LOCAL)
+        return nmb__fail(-EINVAL, "unknown memory policy %d", o->mem_policy);
+    if (o->reserve_cores < 0)
+        return nmb__fail(-EINVAL, "reserve_cores %d is negative", o->reserve_cores);
+    if (o->local_world_size < 0)
+        return nmb__fail(-EINVAL, "local_world_size %d is negative", o->local_world_size);
+    for (int r = 0; r < n; r++) {
+        int g = o->rank_gpus ? o->rank_gpus[r] : r;
+        if (o->rank_gpus && (g < 0 || g >= t->num_gpus))
+            return nmb__fail(-EINVAL, "local rank %d: GPU %d is not a visible GPU (%d visible)", r, g,
+                             t->num_gpus);
+        if (!o->rank_gpus && t->num_gpus > 0 && g >= t->num_gpus)
+            return nmb__fail(-EINVAL,
+                             "local rank %d has no GPU: %d local ranks but %d visible GPUs "
+                             "(CUDA_VISIBLE_DEVICES=%s); say which GPU each rank drives",
+                             r, n, t->num_gpus,
+                             getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset");
+    }
+    return 0;
+}
+
+int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_options_t *opts)
+{
+    nmb_plan_options_t defaults;
+    int err;
+    if (!out || !t)
+        return nmb__fail(-EINVAL, "nmb_plan_create: %s is NULL", out ? "topology" : "out");
+    *out = NULL;
+    nmb__clear_error();
+    if (!opts) {
+        nmb_plan_options_init(&defaults);
+        opts = &defaults;
+    }
+    int n = opts->local_world_size ? opts->local_world_size : (t->num_gpus ? t->num_gpus : 1);
+    if ((err = validate(t, opts, n)) < 0)
+        return err;
+
+    nmb_plan_t *plan = calloc(1, sizeof *plan);
+    int *nic_of_gpu = calloc((size_t)(t->num_all_gpus + 1), sizeof *nic_of_gpu);
+    int *members = calloc((size_t)n, sizeof *members);
+    if (!plan || !nic_of_gpu || !members) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    plan->num_ranks = n;
+    if (!(plan->ranks = nmb__arena_alloc(&plan->arena, (size_t)n * sizeof *plan->ranks))) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    if ((err = assign_nics(t, nic_of_gpu)) < 0)
+        goto fail;
+
+    for (int r = 0; r < n; r++) {
+        nmb_rank_plan_t *rp = &plan->ranks[r];
+        rp->local_rank = r;
+        rp->cpu_policy = opts->cpu_policy;
+        rp->gpu = t->num_gpus ? (opts->rank_gpus ? opts->rank_gpus[r] : r) : -1;
+        rp->numa_node = -1;
+        if (rp->gpu < 0)
+            continue;
+        const nmb_gpu_t *g = &t->gpus[rp->gpu];
+        rp->gpu_address = nmb__arena_strdup(&plan->arena, g->address);
+        rp->numa_node = cpu_node_of(t, g->numa_node);
+        int nic = nic_of_gpu[g->physical_index];
+        if (nic >= 0) {
+            rp->nic = nmb__arena_strdup(&plan->arena, t->nics[nic].name);
+            rp->nic_port = usable_port(&t->nics[nic])->port;
+            rp->distance = nmb__pci_distance(t, g->pci, t->nics[nic].pci);
+            if (!rp->nic) {
+                err = -ENOMEM;
+                goto fail;
+            }
+        }
+        if (!rp->gpu_address) {
+            err = -ENOMEM;
+            goto fail;
+        }
+    }
+    /* CPUs: ranks grouped by node (unknown locality is one group). */
+    for (int r = 0; r < n; r++) {
+        int node = plan->ranks[r].numa_node, k = 0, first = 1;
+        for (int q = 0; q < r; q++)
+            if (plan->ranks[q].numa_node == node)
+                first = 0;
+        if (!first)
+            continue;
+        for (int q = r; q < n; q++)
+            if (plan->ranks[q].numa_node == node)
+                members[k++] = q;
+        if ((err = plan_group_cpus(t, opts, node, members, k, plan->ranks)) < 0)
+            goto fail;
+    }
+    for (int r = 0; r < n; r++) {
+        if ((err = plan_memory(t, opts, &plan->ranks[r])) < 0 ||
+            (err = plan_env(plan, opts, &plan->ranks[r])) < 0)
+            goto fail;
+    }
+    free(nic_of_gpu);
+    free(members);
+    *out = plan;
+    return 0;
+fail:
+    free(nic_of_gpu);
+    free(members);
+    nmb_plan_destroy(plan);
+    return err;
+}

@@ -1,0 +1,212 @@
+"""Plan each local rank's CPUs, memory and NIC, and apply one rank's plan.
+
+    import numabind
+    numabind.pin_rank()      # local rank from LOCAL_RANK / SLURM_LOCALID / ...
+
+The plan is computed in the C core from the topology alone, identically by
+every rank of a node; applying binds every thread of this process, sets the
+memory policy, reads both back, and exports the rank's NIC to NVSHMEM, NCCL
+and UCX. On failure the process is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+from numabind import _core
+from numabind.errors import PlacementError
+from numabind.topology import Topology, topology as read_topology
+
+__all__ = ["RankPlan", "Plan", "plan", "pin_rank", "CPU_POLICIES", "MEM_POLICIES"]
+
+CPU_POLICIES = ("exclusive", "node", "socket", "core-complex", "none")
+MEM_POLICIES = ("preferred", "bind", "interleave", "local")
+
+
+@dataclass(frozen=True)
+class RankPlan:
+    """Where one local rank runs."""
+
+    local_rank: int
+    gpu: int | None                 #: CUDA ordinal (visible GPU index)
+    gpu_pci: str | None
+    numa_node: int | None           #: None: locality unknown (the rank spans the allowed set)
+    cpus: tuple[int, ...]
+    mem_nodes: tuple[int, ...]
+    cpu_policy: str
+    mem_policy: str                 #: "default" when locality is unknown
+    hca: str | None                 #: RDMA NIC, None when none serves it
+    hca_port: int | None
+    distance: str | None            #: GPU-NIC class ("PIX" ... "SYS")
+    env: dict[str, str]             #: variables this rank exports
+    kept_env: dict[str, str]        #: variables the user had set, kept instead
+    note: str | None = None         #: why a fallback was taken
+    rank_source: str | None = None  #: where the local rank came from ("LOCAL_RANK", "argument")
+    applied: bool = False
+    report: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def locality(self) -> str:
+        return "unknown" if self.numa_node is None else "node"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "local_rank": self.local_rank, "gpu_pci": self.gpu_pci, "numa_node": self.numa_node,
+            "cpus": list(self.cpus), "mem_nodes": list(self.mem_nodes), "mem_policy": self.mem_policy,
+            "hca": self.hca, "hca_port": self.hca_port, "distance": self.distance, "env": dict(self.env),
+            "gpu": self.gpu, "cpu_policy": self.cpu_policy, "locality": self.locality,
+            "kept_env": dict(self.kept_env), "note": self.note, "rank_source": self.rank_source,
+            "applied": self.applied,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def __repr__(self) -> str:
+        where = "locality unknown" if self.numa_node is None else f"node {self.numa_node}"
+        nic = f"{self.hca}:{self.hca_port} ({self.distance})" if self.hca else "no RDMA NIC"
+        return (f"<RankPlan rank {self.local_rank}: GPU {self.gpu} {self.gpu_pci or '-'}, {where}, "
+                f"CPUs {_core.format_cpulist(self.cpus)}, memory {self.mem_policy} "
+                f"{_core.format_cpulist(self.mem_nodes)}, {nic}{', applied' if self.applied else ''}>")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every local rank's placement."""
+
+    ranks: tuple[RankPlan, ...]
+
+    def __getitem__(self, rank: int) -> RankPlan:
+        return self.ranks[rank]
+
+    def __len__(self) -> int:
+        return len(self.ranks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ranks": [r.to_dict() for r in self.ranks]}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def _check_int(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} {value} is below {minimum}")
+    return value
+
+
+def _policy(kind: str, value: str, choices: Sequence[str]) -> int:
+    if value not in choices:
+        raise ValueError(f"unknown {kind} policy {value!r} (choose from {', '.join(choices)})")
+    return choices.index(value)
+
+
+def _rank_plans(handle: Any) -> tuple[RankPlan, ...]:
+    out = []
+    for r in handle.ranks():
+        env = {name: value for name, value, user, kept in r["env"] if not kept}
+        kept = {name: user for name, value, user, kept in r["env"] if kept}
+        fields = {k: v for k, v in r.items() if k != "env"}
+        out.append(RankPlan(env=env, kept_env=kept, **fields))
+    return tuple(out)
+
+
+def _make_plan(topo: Topology, local_world_size: int | None, policy: str, mem: str,
+               gpus: Sequence[int] | None, reserve_cores: int, override_env: bool) -> Any:
+    cpu = _policy("CPU", policy, CPU_POLICIES)
+    memp = _policy("memory", mem, MEM_POLICIES)
+    _check_int("reserve_cores", reserve_cores)
+    if local_world_size is None:
+        from_env = _core.local_world_size_from_env()
+        local_world_size = from_env[0] if from_env else 0
+    else:
+        _check_int("local_world_size", local_world_size, 1)
+    if gpus is not None:
+        gpus = [_check_int("gpu", g) for g in gpus]
+        if local_world_size and len(gpus) != local_world_size:
+            raise ValueError(f"gpus {list(gpus)} names {len(gpus)} ranks, local_world_size is {local_world_size}")
+        local_world_size = len(gpus)
+    return _core.PlanHandle(topo._handle, cpu, memp, local_world_size or 0, gpus, reserve_cores,
+                            override_env)
+
+
+def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem: str = "preferred",
+         gpus: Sequence[int] | None = None, reserve_cores: int = 0, override_env: bool = False,
+         topology: Topology | None = None) -> Plan:
+    """Plans every local rank of this node.
+
+    ``local_world_size`` defaults to the launcher's (``LOCAL_WORLD_SIZE``,
+    ``SLURM_NTASKS_PER_NODE``, ...), else one rank per visible GPU. ``gpus``
+    gives the visible GPU each rank drives (default: rank *r* drives GPU *r*).
+    Raises :class:`numabind.PlacementError` when no placement fits.
+    """
+    topo = topology if topology is not None else read_topology()
+    handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
+    return Plan(_rank_plans(handle))
+
+
+# The topology pin_rank plans from is read once per process: after the first
+# pin, the process's affinity is the rank's share, and planning again from
+# that would split the share instead of the node.
+_pinned_lock = threading.Lock()
+_pinned_topology: dict[tuple[int, str | None, str | None], Topology] = {}
+
+
+def _process_topology() -> Topology:
+    key = (os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("NUMABIND_FSROOT"))
+    with _pinned_lock:
+        topo = _pinned_topology.get(key)
+        if topo is None:
+            topo = _pinned_topology[key] = read_topology()
+        return topo
+
+
+def resolve_rank(rank: int | None) -> tuple[int, str]:
+    """The local rank and where it came from."""
+    if rank is not None:
+        return _check_int("rank", rank), "argument"
+    return _core.local_rank_from_env()
+
+
+def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "preferred",
+             export_env: bool = True, migrate: bool = False, dry_run: bool = False,
+             local_world_size: int | None = None, gpus: Sequence[int] | None = None,
+             reserve_cores: int = 0, override_env: bool = False,
+             topology: Topology | None = None) -> RankPlan:
+    """Pins this process as local rank ``rank`` (default: from ``LOCAL_RANK``,
+    ``SLURM_LOCALID``, ``OMPI_COMM_WORLD_LOCAL_RANK`` or ``MPI_LOCALRANKID``).
+
+    Binds every thread to the rank's CPUs, sets the memory policy (threads
+    started later inherit it), optionally migrates pages already touched,
+    and exports the rank's NIC as ``NVSHMEM_HCA_LIST`` (with
+    ``NVSHMEM_ENABLE_NIC_PE_MAPPING=1``), ``NCCL_IB_HCA`` and
+    ``UCX_NET_DEVICES`` — keeping values the user set unless
+    ``override_env``. Call it before CUDA, NCCL or NVSHMEM start.
+
+    Returns the rank's :class:`RankPlan`. With ``dry_run`` nothing is
+    changed. Raises :class:`numabind.PlacementError` when no plan fits and
+    :class:`numabind.BindingError` when applying fails — after restoring the
+    previous affinity and memory policy.
+    """
+    local_rank, source = resolve_rank(rank)
+    topo = topology if topology is not None else _process_topology()
+    handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
+    ranks = _rank_plans(handle)
+    if local_rank >= len(ranks):
+        raise PlacementError(22, "invalid argument",
+                             f"local rank {local_rank} (from {source}) is outside the {len(ranks)} "
+                             f"local ranks planned", "pin_rank")
+    result = replace(ranks[local_rank], rank_source=source)
+    if dry_run:
+        return result
+    report = handle.apply(local_rank, _core.APPLY_MIGRATE if migrate else 0)
+    if export_env:
+        # os.environ, not C setenv: Python and the processes it starts see it too.
+        os.environ.update(result.env)
+    return replace(result, applied=True, report=report)
