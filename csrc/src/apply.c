@@ -109,6 +109,13 @@ static int list_tasks(pid_t **out)
     return n;
 }
 
+/* For the C tests: the same listing apply uses. */
+int nmb__test_list_tasks(pid_t **out);
+int nmb__test_list_tasks(pid_t **out)
+{
+    return list_tasks(out);
+}
+
 /* Binds every thread to `cpus`, re-scanning until a pass finds none left
  * to bind. A thread started by an already-bound thread inherits the mask, so
  * passes end quickly; the bound keeps a thread factory from holding us. */
