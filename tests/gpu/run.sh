@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# On a GPU host without network (the project's H100 machine): build numabind
+# with the build tools already there, then run every GPU check.
+#   bash tests/gpu/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-python3}
+"$PY" -m pip install -q --no-build-isolation --no-deps . 2>&1 | tail -5
+numabind_bin=$(dirname "$(command -v "$PY")")/numabind
+"$PY" -m numabind show
+"$PY" -m numabind plan --json | head -c 2000; echo
+"$PY" tests/gpu/check_ordinals.py
