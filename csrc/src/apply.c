@@ -66,11 +66,32 @@ static int touched(const undo_t *u, pid_t tid)
     return 0;
 }
 
-static void rollback(undo_t *u)
+static int list_tasks(pid_t **out);
+
+static void rollback(undo_t *u, const nmb_bitmap_t *target)
 {
     /* Restore in reverse; a thread that exited meanwhile (ESRCH) needs nothing. */
     for (int i = u->count - 1; i >= 0; i--)
         nmb__sys.setaffinity(u->threads[i].tid, MASK_BYTES, (cpu_set_t *)&u->threads[i].mask);
+    /* Threads born from a re-bound thread during the call were never
+     * recorded (they already matched): give them the mask their creator had,
+     * the calling thread's when it was recorded, else the first recorded. */
+    pid_t *tids, self = (pid_t)syscall(SYS_gettid);
+    int n = target && u->count ? list_tasks(&tids) : 0;
+    const nmb_bitmap_t *parent_mask = u->count ? &u->threads[0].mask : NULL;
+    for (int i = 0; i < u->count; i++)
+        if (u->threads[i].tid == self)
+            parent_mask = &u->threads[i].mask;
+    for (int i = 0; i < n; i++) {
+        nmb_bitmap_t now;
+        nmb_bitmap_zero(&now);
+        if (touched(u, tids[i]) || nmb__sys.getaffinity(tids[i], MASK_BYTES, (cpu_set_t *)&now) < 0)
+            continue;
+        if (nmb_bitmap_equal(&now, target))
+            nmb__sys.setaffinity(tids[i], MASK_BYTES, (const cpu_set_t *)parent_mask);
+    }
+    if (n > 0)
+        free(tids);
     if (u->mem_saved)
         nmb__sys.set_mempolicy(u->mem_mode, u->mem_mode == MPOL_DEFAULT ? NULL : (unsigned long *)u->mem_mask.words,
                                u->mem_mode == MPOL_DEFAULT ? 0 : MAX_NODE_BITS);
@@ -138,12 +159,16 @@ static int bind_threads(undo_t *u, const nmb_bitmap_t *cpus, nmb_apply_report_t 
                 free(tids);
                 return nmb__fail(err, "sched_getaffinity(thread %d) failed", tid);
             }
-            if (nmb_bitmap_equal(&old, cpus))
-                continue;
-            if (!touched(u, tids[i]) && remember(u, tids[i], &old) < 0) {
+            /* Every thread of the first pass is recorded, even one already
+             * on the CPUs, so rollback can tell them from threads born
+             * during the call. */
+            int same = nmb_bitmap_equal(&old, cpus);
+            if ((pass == 1 || !same) && !touched(u, tids[i]) && remember(u, tids[i], &old) < 0) {
                 free(tids);
                 return -ENOMEM;
             }
+            if (same)
+                continue;
             if (nmb__sys.setaffinity(tids[i], MASK_BYTES, (const cpu_set_t *)cpus) < 0) {
                 if (errno == ESRCH)
                     continue;
@@ -172,7 +197,7 @@ static int bind_threads(undo_t *u, const nmb_bitmap_t *cpus, nmb_apply_report_t 
             }
         }
         free(tids);
-        rep->threads = u->count;
+        rep->threads += changed;
         if (!changed)
             return 0;
     }
@@ -292,7 +317,7 @@ int nmb_plan_apply(const nmb_plan_t *plan, int local_rank, unsigned flags, nmb_a
     free(u.threads);
     return 0;
 fail:
-    rollback(&u);
+    rollback(&u, r->cpu_policy != NMB_CPU_NONE ? &r->cpus : NULL);
     free(u.threads);
     return err;
 }

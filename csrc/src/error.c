@@ -33,6 +33,9 @@ const char *nmb_strerror(int err)
     case 0: return "success";
     case EINVAL: return "invalid argument";
     case ENOENT: return "no such file, device or entry";
+    case ENOTDIR: return "not a directory";
+    case ENAMETOOLONG: return "path too long";
+    case EAGAIN: return "try again";
     case ENOMEM: return "out of memory";
     case EPERM: return "operation not permitted";
     case EACCES: return "permission denied";

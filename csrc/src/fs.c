@@ -18,6 +18,9 @@ int nmb__fs_init(nmb_fs_t *fs, const char *fsroot, int record)
         return 0;
     if (!realpath(fsroot, fs->root))
         return nmb__fail(-errno, "NUMABIND_FSROOT %s: %s", fsroot, strerror(errno));
+    struct stat st;
+    if (stat(fs->root, &st) < 0 || !S_ISDIR(st.st_mode))
+        return nmb__fail(-ENOTDIR, "NUMABIND_FSROOT %s is not a directory", fsroot);
     if (strcmp(fs->root, "/") == 0)
         fs->root[0] = '\0';
     fs->root_len = strlen(fs->root);

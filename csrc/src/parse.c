@@ -162,8 +162,11 @@ static size_t next_entry(const char **p, char *buf, size_t len)
     while (b > a && isspace((unsigned char)b[-1]))
         b--;
     size_t m = (size_t)(b - a);
-    if (m >= len)
-        m = len - 1;
+    if (m >= len) {
+        buf[0] = '\0';
+        *p = s;
+        return (size_t)-1; /* too long to be a GPU index or UUID */
+    }
     memcpy(buf, a, m);
     buf[m] = '\0';
     *p = s[n] ? s + n + 1 : s + n;
@@ -180,7 +183,8 @@ int nmb__parse_cuda_visible(const char *text, const char *const *uuids, int num,
     if (!*p)
         return 0; /* CUDA_VISIBLE_DEVICES="" hides every GPU */
     for (;;) {
-        next_entry(&p, entry, sizeof entry);
+        if (next_entry(&p, entry, sizeof entry) == (size_t)-1)
+            return nmb__fail(-EINVAL, "CUDA_VISIBLE_DEVICES entry '%.40s...' is too long to name a GPU", p);
         int found = -1;
         if (!entry[0])
             return nmb__fail(-EINVAL, "CUDA_VISIBLE_DEVICES='%.200s': empty entry", text);

@@ -73,7 +73,7 @@ const nmb_rank_plan_t *nmb_plan_rank(const nmb_plan_t *plan, int r)
 
 /* ---- launcher variables ---- */
 
-static int env_int(const char *const *names, int count, int *out, const char **source)
+static int env_int(const char *const *names, int count, int slurm_count, int *out, const char **source)
 {
     for (int i = 0; i < count; i++) {
         const char *v = getenv(names[i]);
@@ -83,7 +83,7 @@ static int env_int(const char *const *names, int count, int *out, const char **s
         errno = 0;
         long n = strtol(v, &end, 10);
         /* Slurm writes "4(x2)" in some task-count variables: the count comes first. */
-        if (end == v || (*end && *end != '(') || errno || n < 0 || n > 1 << 20)
+        if (end == v || (*end && !(slurm_count && *end == '(')) || errno || n < 0 || n > 1 << 20)
             return nmb__fail(-EINVAL, "%s='%.64s' is not a non-negative integer", names[i], v);
         *out = (int)n;
         if (source)
@@ -99,7 +99,7 @@ int nmb_local_rank_from_env(int *rank, const char **source)
                                         "MPI_LOCALRANKID"};
     if (!rank)
         return nmb__fail(-EINVAL, "nmb_local_rank_from_env: rank is NULL");
-    int err = env_int(names, COUNT(names), rank, source);
+    int err = env_int(names, COUNT(names), 0, rank, source);
     if (err == -ENOENT)
         return nmb__fail(err, "no local rank in the environment: none of LOCAL_RANK, SLURM_LOCALID, "
                               "OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID is set");
@@ -112,7 +112,7 @@ int nmb_local_world_size_from_env(int *size, const char **source)
                                         "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"};
     if (!size)
         return nmb__fail(-EINVAL, "nmb_local_world_size_from_env: size is NULL");
-    return env_int(names, COUNT(names), size, source);
+    return env_int(names, COUNT(names), 1, size, source);
 }
 
 /* ---- CPUs ---- */
@@ -141,37 +141,48 @@ static int cpu_node_of(const nmb_topology_t *t, int gpu_node)
     return best < 0 ? -1 : t->nodes[best].id;
 }
 
+/* The cores held back: the lowest `reserve` cores of each node with
+ * allowed CPUs, where the OS's own interrupts and housekeeping land first. */
+static void reserved_cpus(const nmb_topology_t *t, int reserve, nmb_bitmap_t *out)
+{
+    nmb_bitmap_zero(out);
+    for (int n = 0; reserve > 0 && n < t->num_nodes; n++) {
+        int held = 0;
+        for (int c = 0; c < t->num_cores && held < reserve; c++) {
+            const nmb_core_t *core = &t->cores[c];
+            if (core->node != t->nodes[n].id || !nmb_bitmap_intersects(&core->cpus, &t->allowed_cpus))
+                continue;
+            nmb_bitmap_or(out, out, &core->cpus);
+            held++;
+        }
+    }
+}
+
 /* The CPUs a group of ranks on `node` (-1: unknown locality) shares: the
- * node's (or every online) CPU, allowed, less the reserved cores. */
-static int group_pool(const nmb_topology_t *t, int node, int reserve, nmb_bitmap_t *pool)
+ * node's (or every online) CPU, allowed, less the reserved cores and, for
+ * the unknown group, less what located ranks already hold (`taken`). */
+static int group_pool(const nmb_topology_t *t, int node, const nmb_bitmap_t *reserved,
+                      const nmb_bitmap_t *taken, nmb_bitmap_t *pool)
 {
     char a[256], b[256];
     int idx = nmb_topology_node_index(t, node);
     nmb_bitmap_and(pool, node >= 0 ? &t->nodes[idx].cpus : &t->online, &t->allowed_cpus);
-    if (reserve > 0) {
-        /* Hold back the lowest cores of each node: where the OS's own
-         * interrupts and housekeeping land first. */
-        for (int n = 0; n < t->num_nodes; n++) {
-            if (node >= 0 && t->nodes[n].id != node)
-                continue;
-            int held = 0;
-            for (int c = 0; c < t->num_cores && held < reserve; c++) {
-                const nmb_core_t *core = &t->cores[c];
-                if (core->node != t->nodes[n].id || !nmb_bitmap_intersects(&core->cpus, pool))
-                    continue;
-                nmb_bitmap_andnot(pool, pool, &core->cpus);
-                held++;
-            }
-        }
+    nmb_bitmap_andnot(pool, pool, reserved);
+    if (node < 0 && taken) {
+        nmb_bitmap_t rest;
+        nmb_bitmap_andnot(&rest, pool, taken);
+        if (!nmb_bitmap_iszero(&rest))
+            *pool = rest; /* else share with the located ranks rather than fail */
     }
+    int reserving = !nmb_bitmap_iszero(reserved);
     if (nmb_bitmap_iszero(pool)) {
         if (node >= 0)
             return nmb__fail(-EINVAL, "NUMA node %d has no allowed CPUs left (node CPUs %s, allowed %s%s)",
                              node, fmt_list(&t->nodes[idx].cpus, a, sizeof a),
                              fmt_list(&t->allowed_cpus, b, sizeof b),
-                             reserve ? ", after reserving cores" : "");
+                             reserving ? ", after reserving cores" : "");
         return nmb__fail(-EINVAL, "no allowed CPUs left (allowed %s%s)", fmt_list(&t->allowed_cpus, b, sizeof b),
-                         reserve ? ", after reserving cores" : "");
+                         reserving ? ", after reserving cores" : "");
     }
     return 0;
 }
@@ -188,27 +199,40 @@ static int split(const nmb_topology_t *t, const nmb_bitmap_t *pool, int k, int n
     for (int i = 0; i < k; i++)
         nmb_bitmap_zero(&out[i]);
     if (ncores >= k) {
-        int base = ncores / k, extra = ncores % k, r = 0, given = 0;
+        /* Contiguous runs of whole cores, each run ending where its CPU
+         * count comes closest to an equal share (cores the allowed set cuts
+         * to one CPU weigh one), every rank at least one core. */
+        long total = nmb_bitmap_count(pool), cum = 0;
+        int r = 0, cores_left = ncores;
         for (int c = 0; c < t->num_cores; c++) {
-            if (!nmb_bitmap_intersects(&t->cores[c].cpus, pool))
-                continue;
             nmb_bitmap_t share;
             nmb_bitmap_and(&share, &t->cores[c].cpus, pool);
-            nmb_bitmap_or(&out[r], &out[r], &share);
-            if (++given == base + (r < extra)) {
-                r++;
-                given = 0;
+            long w = nmb_bitmap_count(&share);
+            if (!w)
+                continue;
+            if (r < k - 1 && !nmb_bitmap_iszero(&out[r])) {
+                long target = total * (r + 1);
+                long with = labs(k * (cum + w) - target), without = labs(k * cum - target);
+                if (with > without || cores_left == k - r - 1)
+                    r++;
             }
+            nmb_bitmap_or(&out[r], &out[r], &share);
+            cum += w;
+            cores_left--;
         }
         return 0;
     }
     int ncpus = nmb_bitmap_count(pool);
     if (ncpus < k) {
         char a[256];
-        return nmb__fail(-EINVAL, "%d ranks share %s%d but only %d CPUs are allowed there (%s): "
+        char where[64];
+        if (node >= 0)
+            snprintf(where, sizeof where, "NUMA node %d", node);
+        else
+            snprintf(where, sizeof where, "the machine (GPU locality unknown)");
+        return nmb__fail(-EINVAL, "%d ranks share %s but only %d CPUs are allowed there (%s): "
                                   "more ranks than CPUs; use the 'node' policy to share them",
-                         k, node >= 0 ? "NUMA node " : "the machine", node >= 0 ? node : 0, ncpus,
-                         fmt_list(pool, a, sizeof a));
+                         k, where, ncpus, fmt_list(pool, a, sizeof a));
     }
     int base = ncpus / k, extra = ncpus % k, r = 0, given = 0;
     for (int cpu = nmb_bitmap_next(pool, 0); cpu >= 0; cpu = nmb_bitmap_next(pool, cpu + 1)) {
@@ -238,9 +262,9 @@ static void socket_of(const nmb_topology_t *t, const nmb_bitmap_t *pool, nmb_bit
 }
 
 static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node, int *members,
-                           int k, nmb_rank_plan_t *ranks)
+                           int k, nmb_rank_plan_t *ranks, nmb_bitmap_t *taken)
 {
-    nmb_bitmap_t pool, *shares = calloc((size_t)k, sizeof *shares);
+    nmb_bitmap_t pool, reserved, *shares = calloc((size_t)k, sizeof *shares);
     const char *note = NULL;
     int err = 0;
     if (!shares)
@@ -250,7 +274,8 @@ static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o,
             shares[i] = t->allowed_cpus;
         goto done;
     }
-    if ((err = group_pool(t, node, o->reserve_cores, &pool)) < 0)
+    reserved_cpus(t, o->reserve_cores, &reserved);
+    if ((err = group_pool(t, node, &reserved, taken, &pool)) < 0)
         goto out;
     switch (o->cpu_policy) {
     case NMB_CPU_NODE:
@@ -260,6 +285,7 @@ static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o,
     case NMB_CPU_SOCKET: {
         nmb_bitmap_t s;
         socket_of(t, &pool, &s);
+        nmb_bitmap_andnot(&s, &s, &reserved);
         for (int i = 0; i < k; i++)
             shares[i] = s;
         break;
@@ -286,6 +312,7 @@ static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o,
 done:
     for (int i = 0; i < k; i++) {
         ranks[members[i]].cpus = shares[i];
+        nmb_bitmap_or(taken, taken, &shares[i]);
         if (note)
             ranks[members[i]].note = note;
     }
@@ -508,9 +535,15 @@ int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_op
             goto fail;
         }
     }
-    /* CPUs: ranks grouped by node (unknown locality is one group). */
+    /* CPUs: ranks grouped by node; the unknown-locality group last, so it
+     * can keep clear of what located ranks hold. */
+    nmb_bitmap_t taken;
+    nmb_bitmap_zero(&taken);
+    for (int pass = 0; pass < 2; pass++)
     for (int r = 0; r < n; r++) {
         int node = plan->ranks[r].numa_node, k = 0, first = 1;
+        if ((node < 0) != (pass == 1))
+            continue;
         for (int q = 0; q < r; q++)
             if (plan->ranks[q].numa_node == node)
                 first = 0;
@@ -519,7 +552,7 @@ int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_op
         for (int q = r; q < n; q++)
             if (plan->ranks[q].numa_node == node)
                 members[k++] = q;
-        if ((err = plan_group_cpus(t, opts, node, members, k, plan->ranks)) < 0)
+        if ((err = plan_group_cpus(t, opts, node, members, k, plan->ranks, &taken)) < 0)
             goto fail;
     }
     for (int r = 0; r < n; r++) {

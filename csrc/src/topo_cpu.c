@@ -27,18 +27,27 @@ static int read_distances(nmb_topology_t *t, int index, int *row)
     int n = nmb__fs_read(&t->fs, path, buf, sizeof buf);
     for (int j = 0; j < t->num_nodes; j++)
         row[j] = j == index ? 10 : 20; /* what the kernel assumes without a SLIT */
-    if (n < 0)
+    if (n == -ENOENT)
         return 0;
+    if (n < 0)
+        return n;
+    /* One number per online node, nothing else: a short or garbled row
+     * would silently make a remote node look local. */
     p = buf;
     for (int j = 0; j < t->num_nodes; j++) {
+        errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        if (v < 0 || v > 255)
-            return nmb__fail(-EINVAL, "%s: distance '%ld' out of range", path, v);
+        if (end == p || errno || v < 0 || v > 255)
+            return nmb__fail(-EINVAL, "%s: '%.64s' is not %d distances", path, nmb__rstrip(buf),
+                             t->num_nodes);
         row[j] = (int)v;
         p = end;
     }
+    while (*p == ' ' || *p == '\n')
+        p++;
+    if (*p)
+        return nmb__fail(-EINVAL, "%s: '%.64s' holds more than %d distances", path, nmb__rstrip(buf),
+                         t->num_nodes);
     return 0;
 }
 

@@ -81,8 +81,11 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
     if (nmb__parse_pci_address(name, &f->domain, &f->bus, &f->dev, &f->fn) < 0)
         return nmb__fail(-EINVAL, PCI_DEVICES "/%s is not a PCI address", name);
     snprintf(link, sizeof link, PCI_DEVICES "/%s", name);
-    if ((err = nmb__fs_realpath(&t->fs, link, resolved, sizeof resolved)) < 0)
-        return err == -ELOOP ? nmb__fail(err, "%s: symbolic link loop", link) : err;
+    if ((err = nmb__fs_realpath(&t->fs, link, resolved, sizeof resolved)) < 0) {
+        if (err == -ENOENT)
+            return 1; /* removed between listing and reading (an SR-IOV VF going away): skip it */
+        return nmb__fail(err, "%s: %s", link, err == -ELOOP ? "symbolic link loop" : strerror(-err));
+    }
     place_in_tree(resolved, p);
     if (!(f->path = nmb__arena_strdup(&t->arena, resolved)) ||
         !(f->address = nmb__arena_strdup(&t->arena, name)))
@@ -113,6 +116,8 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
     } else if (err < 0) {
         return err;
     }
+    /* Some kernels keep offline CPUs in a device's list: only online ones can run anything. */
+    nmb_bitmap_and(&f->local_cpus, &f->local_cpus, &t->online);
 
     snprintf(path, sizeof path, "%s/max_link_width", resolved);
     err = nmb__fs_read_long(&t->fs, path, &v);
@@ -136,11 +141,18 @@ int nmb__read_pci(nmb_topology_t *t)
         nmb__fs_free_names(names, count);
         return -ENOMEM;
     }
-    for (int i = 0; i < count && err == 0; i++)
-        err = read_function(t, names[i], &pend[i]);
+    int kept = 0;
+    for (int i = 0; i < count && err == 0; i++) {
+        err = read_function(t, names[i], &pend[kept]);
+        if (err == 0)
+            kept++;
+        else if (err == 1)
+            err = 0;
+    }
     nmb__fs_free_names(names, count);
     if (err < 0)
         goto out;
+    count = kept;
     qsort(pend, (size_t)count, sizeof *pend, cmp_pending);
 
     t->num_pci = count;

@@ -211,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NumabindError as e:
         print(f"numabind: error: {e}", file=sys.stderr)
         return 1
+    except (ValueError, TypeError) as e:  # a bad option value, named in the message
+        print(f"numabind: error: {e}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
 

@@ -129,6 +129,8 @@ def _make_plan(topo: Topology, local_world_size: int | None, policy: str, mem: s
         _check_int("local_world_size", local_world_size, 1)
     if gpus is not None:
         gpus = [_check_int("gpu", g) for g in gpus]
+        if not gpus:
+            raise ValueError("gpus is empty: name the visible GPU of every local rank")
         if local_world_size and len(gpus) != local_world_size:
             raise ValueError(f"gpus {list(gpus)} names {len(gpus)} ranks, local_world_size is {local_world_size}")
         local_world_size = len(gpus)

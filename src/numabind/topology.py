@@ -109,6 +109,12 @@ class Nic:
     ports: tuple[NicPort, ...]
 
 
+def _frozen(rows: Any, dtype: Any, shape: tuple[int, int]) -> np.ndarray:
+    # Over immutable bytes, so `flags.writeable = True` cannot be set back.
+    data = np.array(rows, dtype=dtype).reshape(shape).tobytes()
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
 GpuRef = Union[int, str, Gpu]
 NicRef = Union[int, str, Nic]
 
@@ -195,16 +201,12 @@ class Topology:
     @cached_property
     def numa_distances(self) -> np.ndarray:
         """Node x node SLIT distances (10 = local), in the order of ``nodes``. Read-only."""
-        a = np.array([n.distances for n in self.nodes], dtype=np.int32).reshape(len(self.nodes), len(self.nodes))
-        a.flags.writeable = False
-        return a
+        return _frozen([n.distances for n in self.nodes], np.int32, (len(self.nodes), len(self.nodes)))
 
     @cached_property
     def gpu_nic_distances(self) -> np.ndarray:
         """GPU x NIC :class:`DistanceClass` values (1 = PIX ... 5 = SYS). Read-only."""
-        a = np.array(self._classes, dtype=np.int8).reshape(len(self.gpus), len(self.nics))
-        a.flags.writeable = False
-        return a
+        return _frozen(self._classes, np.int8, (len(self.gpus), len(self.nics)))
 
     # -- export ------------------------------------------------------------
 
