@@ -9,13 +9,11 @@ process already bound.
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import os
 import shlex
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,19 +36,9 @@ STRIP = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCAL
 
 
 @pytest.fixture(scope="session")
-def cli_tree(request, tmp_path_factory):
-    """Tree factory: conftest's shared `tree` when there is one."""
-    try:
-        return request.getfixturevalue("tree")
-    except pytest.FixtureLookupError:
-        roots: dict[str, Path] = {}
-
-        def make(name):
-            if name not in roots:
-                roots[name] = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
-                st.write_tree(copy.deepcopy(st.load(name)), roots[name])
-            return roots[name]
-        return make
+def cli_tree(tree):
+    """The session's shared tree factory (tests/conftest.py)."""
+    return tree
 
 
 def env_with(extra: dict | None = None) -> dict:

@@ -13,13 +13,11 @@ GPU: locality unknown, so the memory policy is left alone).
 """
 from __future__ import annotations
 
-import copy
 import errno
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -107,21 +105,9 @@ def missing_node_desc() -> dict:
 
 
 @pytest.fixture(scope="session")
-def pin_trees(request, tmp_path_factory):
-    """Tree factory: conftest's shared `tree` when there is one."""
-    try:
-        return request.getfixturevalue("tree")
-    except pytest.FixtureLookupError:
-        roots: dict[str, Path] = {}
-
-        def make(name_or_desc):
-            desc = st.load(name_or_desc) if isinstance(name_or_desc, str) else name_or_desc
-            key = json.dumps(desc, sort_keys=True)
-            if key not in roots:
-                roots[key] = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
-                st.write_tree(copy.deepcopy(desc), roots[key])
-            return roots[key]
-        return make
+def pin_trees(tree):
+    """The session's shared tree factory (tests/conftest.py)."""
+    return tree
 
 
 @pytest.fixture(scope="session")

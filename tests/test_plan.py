@@ -102,12 +102,9 @@ def _scratch(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def base_tree(request, _scratch):
-    """The machines' own trees: conftest's shared `tree` factory when there is one."""
-    try:
-        return request.getfixturevalue("tree")
-    except pytest.FixtureLookupError:
-        return _Trees(_scratch)
+def base_tree(tree):
+    """The machines' own trees: the session's shared factory (tests/conftest.py)."""
+    return tree
 
 
 @pytest.fixture(scope="session")

@@ -1058,3 +1058,33 @@ def test_live_host(monkeypatch, env):
     ib = "/sys/class/infiniband"
     assert sorted(n.name for n in topo.nics) == (sorted(os.listdir(ib)) if os.path.isdir(ib) else [])
     json.dumps(topo.to_dict())
+
+
+def test_adjacent_smt_siblings(tree):
+    """SMT siblings numbered next to each other (0,1 / 2,3: AMD, most VMs):
+    each CPU's core and core_id come from its own core, not a neighbour's."""
+    desc = st.load("plain-2cpu-no-gpu")
+    desc["cpu"]["nodes"][0]["cpus"] = "0-7"
+    desc["allowed"]["cpus"] = "0-7"
+    root = tree.private(desc)
+    for c in range(8):
+        topo_dir = root / f"sys/devices/system/cpu/cpu{c}/topology"
+        pair = f"{c - c % 2}-{c - c % 2 + 1}\n"
+        (topo_dir / "core_cpus_list").write_text(pair)
+        (topo_dir / "thread_siblings_list").write_text(pair)
+        (topo_dir / "core_id").write_text(f"{c // 2}\n")
+    topo = numabind.topology(root)
+    assert topo.cores == ((0, 1), (2, 3), (4, 5), (6, 7))
+    assert [(c.core, c.core_id) for c in topo.cpus] == [(c // 2, c // 2) for c in range(8)]
+
+
+def test_unreadable_file_is_named(tree):
+    """A read that fails for a reason other than absence names the file."""
+    root = tree.private(st.load("plain-2cpu-no-gpu"))
+    online = root / "sys/devices/system/cpu/online"
+    online.unlink()
+    online.mkdir()
+    with pytest.raises(TopologyError) as ei:
+        numabind.topology(root)
+    assert "sys/devices/system/cpu/online" in str(ei.value)
+    assert "unknown error" not in str(ei.value)

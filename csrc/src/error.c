@@ -47,6 +47,6 @@ const char *nmb_strerror(int err)
     case ESRCH: return "no such thread";
     case EBUSY: return "busy";
     case EXDEV: return "placement does not hold on this machine";
-    default: return "unknown error";
+    default: return strerror(err); /* glibc's table: static strings for every errno */
     }
 }

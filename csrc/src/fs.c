@@ -65,6 +65,27 @@ static int full_path(const nmb_fs_t *fs, const char *path, char *out, size_t len
     return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
+/* Remembers which file failed, so an error nobody described can still be
+ * named (see nmb__fs_describe). Returns err. */
+static _Thread_local struct {
+    int err;
+    char path[PATH_MAX];
+} last_failure;
+
+static int failed(int err, const char *path)
+{
+    last_failure.err = err;
+    snprintf(last_failure.path, sizeof last_failure.path, "%s", path);
+    return err;
+}
+
+void nmb__fs_describe(const nmb_fs_t *fs, int err)
+{
+    if (nmb_last_error()[0] || err != last_failure.err || !last_failure.path[0])
+        return;
+    nmb__fail(err, "%s%s: %s", fs->root, last_failure.path, strerror(-err));
+}
+
 int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
 {
     char full[PATH_MAX];
@@ -72,10 +93,10 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
     size_t used = 0;
     record(fs, path);
     if ((err = full_path(fs, path, full, sizeof full)) < 0)
-        return err;
+        return failed(err, path);
     fd = open(full, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -errno;
+        return failed(-errno, path);
     while (used + 1 < len) {
         ssize_t n = read(fd, buf + used, len - 1 - used);
         if (n < 0) {
@@ -83,7 +104,7 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
                 continue;
             err = -errno;
             close(fd);
-            return err;
+            return failed(err, path);
         }
         if (n == 0)
             break;
@@ -153,9 +174,9 @@ int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
     int err;
     record(fs, path);
     if ((err = full_path(fs, path, full, sizeof full)) < 0)
-        return err;
+        return failed(err, path);
     if (!realpath(full, resolved))
-        return -errno;
+        return failed(-errno, path);
     /* A link that leaves the root would describe this host, not the tree. */
     if (fs->root_len && (strncmp(resolved, fs->root, fs->root_len) != 0 ||
                          (resolved[fs->root_len] != '/' && resolved[fs->root_len] != '\0')))
@@ -186,10 +207,10 @@ int nmb__fs_list(nmb_fs_t *fs, const char *path, char ***names_out)
     *names_out = NULL;
     record(fs, path);
     if ((err = full_path(fs, path, full, sizeof full)) < 0)
-        return err;
+        return failed(err, path);
     DIR *dir = opendir(full);
     if (!dir)
-        return -errno;
+        return failed(-errno, path);
     struct dirent *de;
     while ((de = readdir(dir))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))

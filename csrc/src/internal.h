@@ -60,6 +60,9 @@ NMB_HIDDEN int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_
 NMB_HIDDEN int nmb__fs_list(nmb_fs_t *fs, const char *path, char ***names);
 NMB_HIDDEN void nmb__fs_free_names(char **names, int count);
 NMB_HIDDEN int nmb__fs_exists(nmb_fs_t *fs, const char *path);
+/* When no detail was recorded for `err`, names the file whose read last
+ * failed with it: one place makes every bare file error name its file. */
+NMB_HIDDEN void nmb__fs_describe(const nmb_fs_t *fs, int err);
 
 /* ---- parsers of sysfs values (parse.c); every one is a fuzz target ---- */
 

@@ -156,7 +156,8 @@ static int read_cpus(nmb_topology_t *t)
     /* At most one core and one L3 per CPU; the arrays are trimmed by count. */
     t->cores = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->cores);
     t->l3 = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->l3);
-    if (!t->cpus || !t->cores || !t->l3)
+    int *core_first = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *core_first);
+    if (!t->cpus || !t->cores || !t->l3 || !core_first)
         return -ENOMEM;
 
     int i = 0;
@@ -175,7 +176,9 @@ static int read_cpus(nmb_topology_t *t)
             if (nmb_bitmap_isset(&t->cores[c].cpus, id))
                 cpu->core = c;
         if (cpu->core >= 0) {
-            const nmb_cpu_t *first = &t->cpus[nmb_topology_cpu_index(t, nmb_bitmap_next(&t->cores[cpu->core].cpus, 0))];
+            /* The core's first CPU was read already: copy what it read. (Not a
+             * lookup by id: the CPU array is only filled up to i so far.) */
+            const nmb_cpu_t *first = &t->cpus[core_first[cpu->core]];
             cpu->package = first->package;
             cpu->die = first->die;
             cpu->core_id = first->core_id;
@@ -196,6 +199,7 @@ static int read_cpus(nmb_topology_t *t)
             nmb_bitmap_set(&core->cpus, id);
             core->package = cpu->package;
             core->node = cpu->node;
+            core_first[t->num_cores] = i;
             cpu->core = t->num_cores++;
         }
 

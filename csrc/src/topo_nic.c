@@ -81,6 +81,12 @@ static int read_port(nmb_topology_t *t, const char *dev, int port, nmb_nic_port_
     return 0;
 }
 
+static int cmp_ints(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
 static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_verbs_t *verbs)
 {
     char path[PATH_MAX], resolved[PATH_MAX], **ports;
@@ -122,33 +128,35 @@ static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_ver
         nmb__fs_free_names(ports, n);
         return -ENOMEM;
     }
-    int kept = 0;
-    /* Ports are numbered from 1; sort numerically (names sort as text). */
-    for (int want = 1, seen = 0; seen < n && want < 1 << 8; want++) {
-        char num[16];
-        snprintf(num, sizeof num, "%d", want);
-        for (int i = 0; i < n; i++) {
-            if (strcmp(ports[i], num) != 0)
-                continue;
-            seen++;
-            if ((err = read_port(t, name, want, &arr[kept])) < 0) {
-                nmb__fs_free_names(ports, n);
-                return err;
-            }
-            nmb_verbs_port_t vp;
-            if (verbs && nmb__verbs_query(verbs, name, want, &vp) == 0) {
-                arr[kept].state = vp.state;
-                arr[kept].phys_state = vp.phys_state;
-                arr[kept].link_layer = vp.link_layer;
-                nic->from_verbs = 1;
-            }
-            kept++;
+    /* Ports are numbered from 1; names sort as text ("10" < "2"): sort as numbers. */
+    int *nums = calloc((size_t)(n ? n : 1), sizeof *nums), kept = 0;
+    if (!nums) {
+        nmb__fs_free_names(ports, n);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        char *end;
+        long v = strtol(ports[i], &end, 10);
+        if (end != ports[i] && !*end && v > 0 && v < 256)
+            nums[kept++] = (int)v;
+    }
+    qsort(nums, (size_t)kept, sizeof *nums, cmp_ints);
+    err = 0;
+    for (int i = 0; i < kept && err == 0; i++) {
+        err = read_port(t, name, nums[i], &arr[i]);
+        nmb_verbs_port_t vp;
+        if (err == 0 && verbs && nmb__verbs_query(verbs, name, nums[i], &vp) == 0) {
+            arr[i].state = vp.state;
+            arr[i].phys_state = vp.phys_state;
+            arr[i].link_layer = vp.link_layer;
+            nic->from_verbs = 1;
         }
     }
+    free(nums);
     nmb__fs_free_names(ports, n);
     nic->ports = arr;
     nic->num_ports = kept;
-    return 0;
+    return err;
 }
 
 

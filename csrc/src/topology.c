@@ -33,6 +33,7 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
     *out = t;
     return 0;
 fail:
+    nmb__fs_describe(&t->fs, err);
     nmb_topology_destroy(t);
     return err;
 }
@@ -56,22 +57,22 @@ int nmb_topology_is_live(const nmb_topology_t *t)
     return t ? nmb__fs_live(&t->fs) : 0;
 }
 
-/* Accessors: a count, an element by index (NULL when out of range). */
-#define NMB_ACCESSORS(kind, type, count_field, array_field)                                    \
+/* Accessors: a count, and an element by index (NULL when out of range). */
+#define NMB_COUNT(kind, field)                                                                 \
     int nmb_topology_num_##kind(const nmb_topology_t *t)                                       \
     {                                                                                          \
-        return t ? t->count_field : -EINVAL;                                                   \
+        return t ? t->field : -EINVAL;                                                         \
     }
 
-NMB_ACCESSORS(nodes, nmb_node_t, num_nodes, nodes)
-NMB_ACCESSORS(cpus, nmb_cpu_t, num_cpus, cpus)
-NMB_ACCESSORS(cores, nmb_core_t, num_cores, cores)
-NMB_ACCESSORS(l3, nmb_cache_t, num_l3, l3)
-NMB_ACCESSORS(pci, nmb_pci_function_t, num_pci, pci)
-NMB_ACCESSORS(host_bridges, nmb_host_bridge_t, num_host_bridges, host_bridges)
-NMB_ACCESSORS(gpus, nmb_gpu_t, num_gpus, gpus)
-NMB_ACCESSORS(all_gpus, nmb_gpu_t, num_all_gpus, all_gpus)
-NMB_ACCESSORS(nics, nmb_nic_t, num_nics, nics)
+NMB_COUNT(nodes, num_nodes)
+NMB_COUNT(cpus, num_cpus)
+NMB_COUNT(cores, num_cores)
+NMB_COUNT(l3, num_l3)
+NMB_COUNT(pci, num_pci)
+NMB_COUNT(host_bridges, num_host_bridges)
+NMB_COUNT(gpus, num_gpus)
+NMB_COUNT(all_gpus, num_all_gpus)
+NMB_COUNT(nics, num_nics)
 
 #define NMB_ELEMENT(name, type, count_field, array_field)                                      \
     const type *nmb_topology_##name(const nmb_topology_t *t, int index)                         \
@@ -118,10 +119,19 @@ int nmb_topology_pci_index(const nmb_topology_t *t, const char *address)
     unsigned d, b, v, f;
     if (!t || !address || nmb__parse_pci_address(address, &d, &b, &v, &f) < 0)
         return -ENOENT;
-    for (int i = 0; i < t->num_pci; i++) {
-        const nmb_pci_function_t *p = &t->pci[i];
-        if (p->domain == d && p->bus == b && p->dev == v && p->fn == f)
-            return i;
+    /* Functions are sorted by address: bisect on the packed address. */
+    unsigned long long key = (unsigned long long)d << 16 | b << 8 | v << 3 | f;
+    int lo = 0, hi = t->num_pci;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        const nmb_pci_function_t *p = &t->pci[mid];
+        unsigned long long k = (unsigned long long)p->domain << 16 | p->bus << 8 | p->dev << 3 | p->fn;
+        if (k < key)
+            lo = mid + 1;
+        else if (k > key)
+            hi = mid;
+        else
+            return mid;
     }
     return -ENOENT;
 }

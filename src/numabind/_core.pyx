@@ -53,6 +53,13 @@ cdef object node_or_none(int node):
     return None if node < 0 else node
 
 
+cdef dict gpu_dict(const c.nmb_topology_t *t, const c.nmb_gpu_t *g):
+    cdef const c.nmb_pci_function_t *f = c.nmb_topology_pci(t, g.pci)
+    return dict(index=g.index, physical_index=g.physical_index, pci_address=text(g.address),
+                numa_node=node_or_none(g.numa_node), uuid=text(g.uuid), local_cpus=bits(&f.local_cpus),
+                device=f.device)
+
+
 cdef class TopologyHandle:
     """Owns one nmb_topology_t; frees it when collected."""
     cdef c.nmb_topology_t *ptr
@@ -81,7 +88,6 @@ cdef class TopologyHandle:
         cdef const c.nmb_cache_t *cache
         cdef const c.nmb_pci_function_t *f
         cdef const c.nmb_host_bridge_t *hb
-        cdef const c.nmb_gpu_t *g
         cdef const c.nmb_nic_t *nic
         n = c.nmb_topology_num_nodes(t)
         nodes = []
@@ -119,20 +125,8 @@ cdef class TopologyHandle:
                             link_width=None if f.link_width < 0 else f.link_width,
                             link_speed_gts=None if f.link_speed_gts <= 0 else f.link_speed_gts,
                             local_cpus=bits(&f.local_cpus)))
-        gpus = []
-        for i in range(c.nmb_topology_num_gpus(t)):
-            g = c.nmb_topology_gpu(t, i)
-            gpus.append(dict(index=g.index, physical_index=g.physical_index, pci_address=text(g.address),
-                             numa_node=node_or_none(g.numa_node), uuid=text(g.uuid),
-                             local_cpus=bits(&c.nmb_topology_pci(t, g.pci).local_cpus),
-                             device=c.nmb_topology_pci(t, g.pci).device))
-        all_gpus = []
-        for i in range(c.nmb_topology_num_all_gpus(t)):
-            g = c.nmb_topology_all_gpu(t, i)
-            all_gpus.append(dict(index=g.index, physical_index=g.physical_index, pci_address=text(g.address),
-                                 numa_node=node_or_none(g.numa_node), uuid=text(g.uuid),
-                                 local_cpus=bits(&c.nmb_topology_pci(t, g.pci).local_cpus),
-                                 device=c.nmb_topology_pci(t, g.pci).device))
+        gpus = [gpu_dict(t, c.nmb_topology_gpu(t, i)) for i in range(c.nmb_topology_num_gpus(t))]
+        all_gpus = [gpu_dict(t, c.nmb_topology_all_gpu(t, i)) for i in range(c.nmb_topology_num_all_gpus(t))]
         nics = []
         for i in range(c.nmb_topology_num_nics(t)):
             nic = c.nmb_topology_nic(t, i)
