@@ -247,6 +247,32 @@ static int set_memory(undo_t *u, const nmb_rank_plan_t *r, nmb_apply_report_t *r
 }
 
 
+int nmb_mempolicy_get(int *policy, nmb_bitmap_t *nodes)
+{
+    if (!policy || !nodes)
+        return nmb__fail(-EINVAL, "nmb_mempolicy_get: policy or nodes is NULL");
+    int mode;
+    nmb_bitmap_zero(nodes);
+    if (nmb__sys.get_mempolicy(&mode, (unsigned long *)nodes->words, MAX_NODE_BITS, NULL, 0) < 0)
+        return nmb__fail(-errno, "get_mempolicy failed: %s", strerror(errno));
+    switch (mode & 0xff) { /* the low byte: MPOL_F_* flags ride above it */
+    case MPOL_DEFAULT: *policy = NMB_MEM_DEFAULT; break;
+    case MPOL_PREFERRED:
+        /* An empty preferred set is the kernel's older spelling of "local". */
+        *policy = nmb_bitmap_iszero(nodes) ? NMB_MEM_LOCAL : NMB_MEM_PREFERRED;
+        break;
+    case MPOL_BIND: *policy = NMB_MEM_BIND; break;
+    case MPOL_INTERLEAVE: *policy = NMB_MEM_INTERLEAVE; break;
+    case MPOL_LOCAL: *policy = NMB_MEM_LOCAL; break;
+    case 5: *policy = NMB_MEM_PREFERRED; break;  /* MPOL_PREFERRED_MANY, Linux 5.15 */
+    case 6: *policy = NMB_MEM_INTERLEAVE; break; /* MPOL_WEIGHTED_INTERLEAVE, Linux 6.9 */
+    default: return nmb__fail(-ERANGE, "get_mempolicy returned unknown mode %d", mode);
+    }
+    if (*policy == NMB_MEM_DEFAULT || *policy == NMB_MEM_LOCAL)
+        nmb_bitmap_zero(nodes);
+    return 0;
+}
+
 static int migrate_pages_to(const nmb_rank_plan_t *r, nmb_apply_report_t *rep)
 {
     nmb_bitmap_t from, to = r->mems;

@@ -11,6 +11,7 @@ from numabind.errors import (
     BindingError, EnvironmentValueError, NumabindError, PlacementError, TopologyError,
 )
 from numabind.placement import Plan, RankPlan, pin_rank, plan
+from numabind.audit import AuditError, AuditReport, Finding, audit
 from numabind.topology import (
     Cpu, DistanceClass, Gpu, Nic, NicPort, NumaNode, PciFunction, Topology, topology,
 )
@@ -20,5 +21,6 @@ __all__ = [
     "topology", "Topology", "NumaNode", "Cpu", "PciFunction", "Gpu", "Nic", "NicPort",
     "DistanceClass",
     "plan", "pin_rank", "Plan", "RankPlan",
+    "audit", "AuditReport", "Finding", "AuditError",
     "NumabindError", "TopologyError", "EnvironmentValueError", "PlacementError", "BindingError",
 ]

@@ -185,6 +185,14 @@ def mem_policy_from_name(str name):
     return check(c.nmb_mem_policy_from_name(name.encode()), "nmb_mem_policy_from_name", PlacementError)
 
 
+def mempolicy():
+    """The calling thread's memory policy: (name, nodes)."""
+    cdef int policy
+    cdef c.nmb_bitmap_t nodes
+    check(c.nmb_mempolicy_get(&policy, &nodes), "nmb_mempolicy_get", BindingError)
+    return c.nmb_mem_policy_name(policy).decode(), bits(&nodes)
+
+
 def local_rank_from_env():
     """(rank, variable name) from the launcher's environment."""
     cdef int rank = 0

@@ -215,5 +215,6 @@ cdef extern from "numabind/numabind.h" nogil:
     int nmb_plan_apply(const nmb_plan_t *plan, int local_rank, unsigned flags, nmb_apply_report_t *report)
     const char *nmb_cpu_policy_name(int policy)
     const char *nmb_mem_policy_name(int policy)
+    int nmb_mempolicy_get(int *policy, nmb_bitmap_t *nodes)
     int nmb_cpu_policy_from_name(const char *name)
     int nmb_mem_policy_from_name(const char *name)

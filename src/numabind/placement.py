@@ -169,6 +169,18 @@ def _process_topology() -> Topology:
         return topo
 
 
+# The last plan pin_rank applied in this process, for audit().
+_applied: RankPlan | None = None
+
+
+def applied() -> RankPlan | None:
+    """The plan :func:`pin_rank` last applied in this process, or None."""
+    return _applied if _applied is not None and _applied_pid == os.getpid() else None
+
+
+_applied_pid = 0
+
+
 def resolve_rank(rank: int | None) -> tuple[int, str]:
     """The local rank and where it came from."""
     if rank is not None:
@@ -211,4 +223,6 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
     if export_env:
         # os.environ, not C setenv: Python and the processes it starts see it too.
         os.environ.update(result.env)
-    return replace(result, applied=True, report=report)
+    global _applied, _applied_pid
+    _applied, _applied_pid = replace(result, applied=True, report=report), os.getpid()
+    return _applied

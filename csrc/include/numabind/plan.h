@@ -125,6 +125,13 @@ typedef struct nmb_apply_report {
 NMB_EXPORT int nmb_plan_apply(const nmb_plan_t *plan, int local_rank, unsigned flags,
                               nmb_apply_report_t *report);
 
+/* The calling thread's memory policy as the kernel holds it: *policy is
+ * an NMB_MEM_* value (NMB_MEM_DEFAULT for the process default; the kernel's
+ * "preferred many" reads as NMB_MEM_PREFERRED, "weighted interleave" as
+ * NMB_MEM_INTERLEAVE) and *nodes its nodes (empty for default and local).
+ * -errno with nmb_last_error() when get_mempolicy fails. */
+NMB_EXPORT int nmb_mempolicy_get(int *policy, nmb_bitmap_t *nodes);
+
 /* "exclusive", "node", ...; "preferred", "bind", ... Static storage. */
 NMB_EXPORT const char *nmb_cpu_policy_name(int policy);
 NMB_EXPORT const char *nmb_mem_policy_name(int policy);
