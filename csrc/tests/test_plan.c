@@ -69,15 +69,39 @@ static void test_dgx_plan(void)
     nmb_topology_destroy(t);
 }
 
+static const char *const launcher_vars[] = {
+    "LOCAL_RANK", "LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
+    "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "PMI_LOCAL_RANK", "PMI_LOCAL_SIZE", "SLURM_LOCALID",
+    "SLURM_NODEID", "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE",
+};
+
+static void clear_launchers(void)
+{
+    for (size_t i = 0; i < sizeof launcher_vars / sizeof *launcher_vars; i++)
+        unsetenv(launcher_vars[i]);
+}
+
+/* rank and size as the launcher variables give them; -1 for an error */
+static int env_rank(const char **src)
+{
+    int r = -1;
+    return nmb_local_rank_from_env(&r, src) == 0 ? r : -1;
+}
+
+static int env_size(const char **src)
+{
+    int n = -1, err = nmb_local_world_size_from_env(&n, src);
+    return err == 0 ? n : err;
+}
+
 static void test_rank_from_env(void)
 {
     int rank = -1;
     const char *src = NULL;
-    unsetenv("LOCAL_RANK");
-    unsetenv("SLURM_LOCALID");
-    unsetenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    unsetenv("MPI_LOCALRANKID");
+    clear_launchers();
     CHECK_INT(nmb_local_rank_from_env(&rank, &src), -ENOENT);
+    CHECK(strstr(nmb_last_error(), "PMI_LOCAL_RANK") != NULL);
+    CHECK_INT(nmb_local_world_size_from_env(&rank, &src), -ENOENT);
     setenv("SLURM_LOCALID", "3", 1);
     CHECK_INT(nmb_local_rank_from_env(&rank, &src), 0);
     CHECK_INT(rank, 3);
@@ -85,8 +109,156 @@ static void test_rank_from_env(void)
     setenv("LOCAL_RANK", "-1", 1);
     CHECK_INT(nmb_local_rank_from_env(&rank, &src), -EINVAL);
     CHECK(strstr(nmb_last_error(), "LOCAL_RANK='-1'") != NULL);
-    unsetenv("LOCAL_RANK");
-    unsetenv("SLURM_LOCALID");
+    static const char *const bad[] = {"", " 1", "+1", "1 ", "0x1", "1(x2)", "1.0", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("LOCAL_RANK", bad[i], 1);
+        CHECK_INT(nmb_local_rank_from_env(&rank, &src), -EINVAL);
+        CHECK(strncmp(nmb_last_error(), "LOCAL_RANK='", 12) == 0);
+    }
+    clear_launchers();
+}
+
+/* Innermost launcher first; rank and size always from the same launcher. */
+static void test_launcher_precedence(void)
+{
+    const char *src = NULL, *size_src = NULL;
+    clear_launchers();
+    /* mpirun in an sbatch script: the batch step's SLURM_LOCALID=0 is inherited */
+    setenv("SLURM_LOCALID", "0", 1);
+    setenv("SLURM_NODEID", "0", 1);
+    setenv("SLURM_TASKS_PER_NODE", "1", 1);
+    setenv("OMPI_COMM_WORLD_LOCAL_RANK", "2", 1);
+    setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4", 1);
+    CHECK_INT(env_rank(&src), 2);
+    CHECK_STR(src, "OMPI_COMM_WORLD_LOCAL_RANK");
+    CHECK_INT(env_size(&size_src), 4);
+    CHECK_STR(size_src, "OMPI_COMM_WORLD_LOCAL_SIZE");
+    /* Hydra under the same script */
+    unsetenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    setenv("MPI_LOCALRANKID", "1", 1);
+    setenv("MPI_LOCALNRANKS", "2", 1);
+    CHECK_INT(env_rank(&src), 1);
+    CHECK_STR(src, "MPI_LOCALRANKID");
+    CHECK_INT(env_size(&size_src), 2);
+    CHECK_STR(size_src, "MPI_LOCALNRANKS");
+    /* Cray PALS */
+    unsetenv("MPI_LOCALRANKID");
+    unsetenv("MPI_LOCALNRANKS");
+    setenv("PMI_LOCAL_RANK", "3", 1);
+    setenv("PMI_LOCAL_SIZE", "8", 1);
+    CHECK_INT(env_rank(&src), 3);
+    CHECK_STR(src, "PMI_LOCAL_RANK");
+    CHECK_INT(env_size(&size_src), 8);
+    /* torchrun inside a one-task srun step: torchrun's pair, never Slurm's size 1 */
+    setenv("LOCAL_RANK", "5", 1);
+    setenv("LOCAL_WORLD_SIZE", "8", 1);
+    CHECK_INT(env_rank(&src), 5);
+    CHECK_STR(src, "LOCAL_RANK");
+    CHECK_INT(env_size(&size_src), 8);
+    CHECK_STR(size_src, "LOCAL_WORLD_SIZE");
+    /* a rank whose launcher gives no size: no size, not another launcher's */
+    unsetenv("LOCAL_WORLD_SIZE");
+    CHECK_INT(env_rank(&src), 5);
+    CHECK_INT(env_size(&size_src), -ENOENT);
+    /* no rank at all: the first size set */
+    clear_launchers();
+    setenv("MPI_LOCALNRANKS", "3", 1);
+    setenv("SLURM_NTASKS_PER_NODE", "2", 1);
+    CHECK_INT(env_size(&size_src), 3);
+    CHECK_STR(size_src, "MPI_LOCALNRANKS");
+    clear_launchers();
+}
+
+static void test_slurm_size(void)
+{
+    const char *src = NULL;
+    clear_launchers();
+    setenv("SLURM_LOCALID", "1", 1);
+    /* srun's step list, indexed by SLURM_NODEID */
+    setenv("SLURM_STEP_TASKS_PER_NODE", "4(x2),3", 1);
+    setenv("SLURM_TASKS_PER_NODE", "8(x3)", 1);
+    setenv("SLURM_NTASKS_PER_NODE", "8", 1);
+    static const int want[] = {4, 4, 3};
+    for (int node = 0; node < 3; node++) {
+        char id[8];
+        snprintf(id, sizeof id, "%d", node);
+        setenv("SLURM_NODEID", id, 1);
+        CHECK_INT(env_size(&src), want[node]);
+        CHECK_STR(src, "SLURM_STEP_TASKS_PER_NODE");
+        CHECK_INT(env_rank(&src), 1);
+    }
+    setenv("SLURM_NODEID", "3", 1);
+    CHECK_INT(env_size(&src), -EINVAL);
+    CHECK(strstr(nmb_last_error(), "SLURM_NODEID='3'") != NULL);
+    CHECK(strstr(nmb_last_error(), "'4(x2),3' names 3 nodes") != NULL);
+    unsetenv("SLURM_NODEID");
+    CHECK_INT(env_size(&src), -EINVAL);
+    CHECK(strstr(nmb_last_error(), "SLURM_NODEID is not set") != NULL);
+    /* one count for every node: SLURM_NODEID does not matter */
+    setenv("SLURM_STEP_TASKS_PER_NODE", "2(x4)", 1);
+    CHECK_INT(env_size(&src), 2);
+    setenv("SLURM_NODEID", "9", 1);
+    CHECK_INT(env_size(&src), 2);
+    setenv("SLURM_NODEID", "x", 1);
+    CHECK_INT(env_size(&src), -EINVAL);
+    CHECK(strstr(nmb_last_error(), "SLURM_NODEID='x'") != NULL);
+    setenv("SLURM_NODEID", "1", 1);
+    /* the job's lists when the step's is absent; --ntasks-per-node last */
+    unsetenv("SLURM_STEP_TASKS_PER_NODE");
+    setenv("SLURM_TASKS_PER_NODE", "1,6", 1);
+    CHECK_INT(env_size(&src), 6);
+    CHECK_STR(src, "SLURM_TASKS_PER_NODE");
+    unsetenv("SLURM_TASKS_PER_NODE");
+    CHECK_INT(env_size(&src), 8);
+    CHECK_STR(src, "SLURM_NTASKS_PER_NODE");
+    /* the rank checked against its own launcher's size */
+    setenv("SLURM_STEP_TASKS_PER_NODE", "4(x2),1", 1);
+    setenv("SLURM_NODEID", "2", 1);
+    CHECK_INT(env_rank(&src), -1);
+    CHECK(strstr(nmb_last_error(), "SLURM_LOCALID='1' is not below SLURM_STEP_TASKS_PER_NODE='4(x2),1'") != NULL);
+    static const char *const bad[] = {"", "4(x2", "4(2)", "4(x0)", "(x2)", "4,", ",4", "4;3", "4(x2)3",
+                                      "-4", "4 ", "4(x2),,3", "0", "2(x99999999999)"};
+    setenv("SLURM_NODEID", "0", 1);
+    setenv("SLURM_LOCALID", "0", 1);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("SLURM_STEP_TASKS_PER_NODE", bad[i], 1);
+        CHECK_INT(env_size(&src), -EINVAL);
+        CHECK(strncmp(nmb_last_error(), "SLURM_STEP_TASKS_PER_NODE='", 27) == 0);
+        CHECK_INT(env_rank(&src), -1);
+        CHECK(strncmp(nmb_last_error(), "SLURM_STEP_TASKS_PER_NODE='", 27) == 0);
+    }
+    clear_launchers();
+}
+
+static void test_rank_below_size(void)
+{
+    static const char *const pairs[][2] = {{"LOCAL_RANK", "LOCAL_WORLD_SIZE"},
+                                           {"OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"},
+                                           {"MPI_LOCALRANKID", "MPI_LOCALNRANKS"},
+                                           {"PMI_LOCAL_RANK", "PMI_LOCAL_SIZE"}};
+    const char *src;
+    char want[128];
+    for (int i = 0; i < 4; i++) {
+        clear_launchers();
+        setenv(pairs[i][0], "4", 1);
+        setenv(pairs[i][1], "4", 1);
+        CHECK_INT(env_rank(&src), -1);
+        snprintf(want, sizeof want, "%s='4' is not below %s='4'", pairs[i][0], pairs[i][1]);
+        CHECK(strstr(nmb_last_error(), want) != NULL);
+        setenv(pairs[i][1], "5", 1);
+        CHECK_INT(env_rank(&src), 4);
+        CHECK_STR(src, pairs[i][0]);
+        setenv(pairs[i][1], "0", 1);
+        CHECK_INT(env_size(&src), -EINVAL);
+        snprintf(want, sizeof want, "%s='0' is not a positive integer", pairs[i][1]);
+        CHECK(strstr(nmb_last_error(), want) != NULL);
+        CHECK_INT(env_rank(&src), -1); /* a broken size fails the rank too */
+        setenv(pairs[i][1], "4x", 1);
+        CHECK_INT(env_size(&src), -EINVAL);
+        CHECK(strstr(nmb_last_error(), "'4x'") != NULL);
+    }
+    clear_launchers();
 }
 
 /* ---- applying ---- */
@@ -226,6 +398,9 @@ int main(int argc, char **argv)
     unsetenv("LOCAL_WORLD_SIZE");
     test_dgx_plan();
     test_rank_from_env();
+    test_launcher_precedence();
+    test_slurm_size();
+    test_rank_below_size();
     test_apply_live();
     TEST_DONE();
 }

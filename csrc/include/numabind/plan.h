@@ -93,13 +93,30 @@ NMB_EXPORT int nmb_plan_num_ranks(const nmb_plan_t *plan);
 /* Rank `local_rank`'s plan, or NULL when out of range. Valid until destroy. */
 NMB_EXPORT const nmb_rank_plan_t *nmb_plan_rank(const nmb_plan_t *plan, int local_rank);
 
-/* The local rank from the launcher's environment: LOCAL_RANK (torchrun),
- * SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, first set wins.
- * Writes the variable's name to *source (static storage) when not NULL.
- * -ENOENT when none is set, -EINVAL when the value is not a rank. */
+/* The local rank from the launcher's environment. Each launcher's own
+ * pair of variables, the innermost launcher first (a launcher started inside
+ * another sets its variables while the outer one's stay inherited: an sbatch
+ * script's SLURM_LOCALID=0 reaches every rank of an mpirun in it):
+ *
+ *   torchrun               LOCAL_RANK                  LOCAL_WORLD_SIZE
+ *   Open MPI mpirun        OMPI_COMM_WORLD_LOCAL_RANK  OMPI_COMM_WORLD_LOCAL_SIZE
+ *   MPICH/Intel MPI Hydra  MPI_LOCALRANKID             MPI_LOCALNRANKS
+ *   HPE Cray PALS mpiexec  PMI_LOCAL_RANK              PMI_LOCAL_SIZE
+ *   Slurm srun             SLURM_LOCALID               SLURM_STEP_TASKS_PER_NODE, else
+ *                                                      SLURM_TASKS_PER_NODE ("4(x2),3", the
+ *                                                      SLURM_NODEID-th count), else
+ *                                                      SLURM_NTASKS_PER_NODE
+ *
+ * The first launcher whose rank variable is set gives the rank; its name
+ * goes to *source (static storage) when not NULL. -ENOENT when none is set;
+ * -EINVAL, with nmb_last_error() naming the variable and its value, when the
+ * value is not a count or is not below that launcher's own local size. */
 NMB_EXPORT int nmb_local_rank_from_env(int *rank, const char **source);
-/* The number of local ranks from LOCAL_WORLD_SIZE, SLURM_NTASKS_PER_NODE,
- * OMPI_COMM_WORLD_LOCAL_SIZE, MPI_LOCALNRANKS; -ENOENT when none is set. */
+/* The number of local ranks from the same launcher as the rank (the table
+ * above), or, when no rank variable is set, from the first launcher whose
+ * size is set; *source names the variable read. -ENOENT when that launcher
+ * gives no size (another launcher's size describes another job), -EINVAL
+ * when a value is malformed or zero. */
 NMB_EXPORT int nmb_local_world_size_from_env(int *size, const char **source);
 
 enum {
