@@ -4,6 +4,7 @@
 #
 #   bash tools/dev.sh show   # install, then `numabind show`
 #   bash tools/dev.sh test   # install, then the C tests (ctest, ASan+UBSan) and pytest
+#                            # (with PyTorch CPU, Open MPI, MPICH and Slurm for the launcher tests)
 #
 # Idempotent: system packages are installed only when missing, the venv is
 # reused. CI (.ci/run) calls `bash tools/dev.sh test`.
@@ -16,12 +17,18 @@ PY=${PYTHON:-python3}
 # Run: numactl/hwloc are not needed; libibverbs is loaded only if present.
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-dev python3-venv
               libnuma-dev libibverbs-dev)
+# Test: the real launchers tests/test_launchers.py starts ranks under (Open MPI,
+# MPICH, a one-node Slurm that tools/ci/slurm.sh brings up with munge).
+TEST_APT_PACKAGES=(openmpi-bin mpich slurmctld slurmd slurm-client munge)
+# torchrun and torch.distributed (tests/test_launchers.py, tests/test_audit.py):
+# the CPU build where pip finds one for this version, else PyPI's.
+TORCH=${NUMABIND_TORCH:-torch==2.13.0}
 
 log() { printf '\n== %s\n' "$*"; }
 
 need_apt() {
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -30,6 +37,12 @@ need_apt() {
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_torch() {
+  "$VENV/bin/python" -c "import torch" 2>/dev/null && return 0
+  log "installing $TORCH into $VENV (torchrun, torch.distributed for the tests)"
+  "$VENV/bin/python" -m pip install -q "$TORCH"
 }
 
 install_venv() {
@@ -57,15 +70,16 @@ py_tests() {
 
 case "${1:-}" in
   show)
-    need_apt
+    need_apt "${APT_PACKAGES[@]}"
     install_venv
     log "numabind show"
     "$VENV/bin/numabind" show
     ;;
   test)
     shift
-    need_apt
+    need_apt "${APT_PACKAGES[@]}" "${TEST_APT_PACKAGES[@]}"
     install_venv
+    install_torch
     c_tests
     py_tests "$@"
     ;;
