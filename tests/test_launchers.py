@@ -373,11 +373,6 @@ def launcher_env(monkeypatch):
     return set_env
 
 
-PMI_NOT_MAPPED = pytest.mark.xfail(
-    strict=True, reason="_core.check() maps details starting LOCAL_RANK/SLURM_/OMPI_/MPI_/LOCAL_WORLD_SIZE "
-                        "to EnvironmentValueError; PMI_ is not in that list yet")
-
-
 @pytest.mark.parametrize("env,named", [
     ({"LOCAL_RANK": "one"}, "LOCAL_RANK='one'"),
     ({"LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "0"}, "LOCAL_WORLD_SIZE='0'"),
@@ -393,7 +388,7 @@ PMI_NOT_MAPPED = pytest.mark.xfail(
     ({"SLURM_LOCALID": "0", "SLURM_NODEID": "n1", "SLURM_TASKS_PER_NODE": "4"}, "SLURM_NODEID='n1'"),
     ({"SLURM_LOCALID": "3", "SLURM_NODEID": "1", "SLURM_STEP_TASKS_PER_NODE": "4,3(x2)"},
      "SLURM_LOCALID='3' is not below SLURM_STEP_TASKS_PER_NODE='4,3(x2)'"),
-    pytest.param({"PMI_LOCAL_RANK": "x"}, "PMI_LOCAL_RANK='x'", marks=PMI_NOT_MAPPED),
+    ({"PMI_LOCAL_RANK": "x"}, "PMI_LOCAL_RANK='x'"),
 ])
 def test_bad_launcher_values_name_variable_and_value(env, named, launcher_env, gpus4_cpus2):
     launcher_env(**env)

@@ -292,10 +292,11 @@ HOLD.set()
     ({"MPI_LOCALRANKID": "1"}, "MPI_LOCALRANKID", 1),
     ({"LOCAL_RANK": "0", "SLURM_LOCALID": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
       "MPI_LOCALRANKID": "1"}, "LOCAL_RANK", 0),
-    ({"SLURM_LOCALID": "0", "OMPI_COMM_WORLD_LOCAL_RANK": "1", "MPI_LOCALRANKID": "1"},
-     "SLURM_LOCALID", 0),
+    # mpirun in an sbatch script: the batch step's SLURM_LOCALID=0 is inherited
+    ({"SLURM_LOCALID": "0", "OMPI_COMM_WORLD_LOCAL_RANK": "1", "MPI_LOCALRANKID": "0"},
+     "OMPI_COMM_WORLD_LOCAL_RANK", 1),
     ({"OMPI_COMM_WORLD_LOCAL_RANK": "0", "MPI_LOCALRANKID": "1"}, "OMPI_COMM_WORLD_LOCAL_RANK", 0),
-], ids=["LOCAL_RANK", "SLURM_LOCALID", "OMPI", "MPI", "LOCAL_RANK-first", "SLURM-before-OMPI",
+], ids=["LOCAL_RANK", "SLURM_LOCALID", "OMPI", "MPI", "LOCAL_RANK-first", "OMPI-before-SLURM",
         "OMPI-before-MPI"])
 def test_rank_from_launcher_environment(env, source, rank, two_gpu_root):
     out = run_child(FROM_ENV, two_gpu_root, env)

@@ -31,7 +31,7 @@ cdef int check(int rc, str call, type cls=NumabindError) except -1:
     cdef str detail = c.nmb_last_error().decode("utf-8", "replace")
     cdef str strerror = c.nmb_strerror(rc).decode()
     if cls is not BindingError and detail.startswith(("CUDA_VISIBLE_DEVICES", "LOCAL_RANK", "SLURM_",
-                                                       "OMPI_", "MPI_", "LOCAL_WORLD_SIZE")):
+                                                       "OMPI_", "MPI_", "PMI_", "LOCAL_WORLD_SIZE")):
         cls = EnvironmentValueError
     raise cls(-rc, strerror, detail, call)
 
