@@ -423,3 +423,16 @@ def test_size_never_taken_from_another_launcher(launcher_env):
     launcher_env(LOCAL_RANK="3", SLURM_LOCALID="0", SLURM_STEP_TASKS_PER_NODE="1")
     assert _core.local_rank_from_env() == (3, "LOCAL_RANK")
     assert _core.local_world_size_from_env() is None
+
+
+def test_openmpi_default_binding_is_named_in_the_error(tmp_path):
+    """mpirun binds each of two ranks to one core by default: on this
+    machine's own topology each rank then sees one CPU and no plan fits.
+    The error must name the cure."""
+    cmd = [need("mpirun.openmpi"), "--allow-run-as-root", "--oversubscribe", "--bind-to", "core",
+           "-np", "2", *exec_report(tmp_path)]
+    if len(os.sched_getaffinity(0)) != 2:
+        pytest.skip("needs exactly two CPUs, so that two bound ranks see one each")
+    p = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(None), timeout=TIMEOUT)
+    assert p.returncode != 0, p.stdout
+    assert "more ranks than CPUs" in p.stderr and "mpirun --bind-to none" in p.stderr, p.stderr

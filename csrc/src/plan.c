@@ -289,6 +289,17 @@ static void reserved_cpus(const nmb_topology_t *t, int reserve, nmb_bitmap_t *ou
     }
 }
 
+/* When the process may use fewer CPUs than are online, a launcher may
+ * have bound it before numabind ran: say so where a plan fails for want
+ * of CPUs, since the cure is on the launcher's command line. */
+static const char *narrowed_hint(const nmb_topology_t *t)
+{
+    if (nmb_bitmap_count(&t->allowed_cpus) >= nmb_bitmap_count(&t->online))
+        return "";
+    return "; this process may use only some online CPUs: if a launcher bound it already, start it "
+           "unbound (mpirun --bind-to none, srun --cpu-bind=none) so every rank plans from the same set";
+}
+
 /* The CPUs a group of ranks on `node` (-1: unknown locality) shares: the
  * node's (or every online) CPU, allowed, less the reserved cores and, for
  * the unknown group, less what located ranks already hold (`taken`). */
@@ -308,12 +319,12 @@ static int group_pool(const nmb_topology_t *t, int node, const nmb_bitmap_t *res
     int reserving = !nmb_bitmap_iszero(reserved);
     if (nmb_bitmap_iszero(pool)) {
         if (node >= 0)
-            return nmb__fail(-EINVAL, "NUMA node %d has no allowed CPUs left (node CPUs %s, allowed %s%s)",
+            return nmb__fail(-EINVAL, "NUMA node %d has no allowed CPUs left (node CPUs %s, allowed %s%s)%s",
                              node, fmt_list(&t->nodes[idx].cpus, a, sizeof a),
                              fmt_list(&t->allowed_cpus, b, sizeof b),
-                             reserving ? ", after reserving cores" : "");
-        return nmb__fail(-EINVAL, "no allowed CPUs left (allowed %s%s)", fmt_list(&t->allowed_cpus, b, sizeof b),
-                         reserving ? ", after reserving cores" : "");
+                             reserving ? ", after reserving cores" : "", narrowed_hint(t));
+        return nmb__fail(-EINVAL, "no allowed CPUs left (allowed %s%s)%s", fmt_list(&t->allowed_cpus, b, sizeof b),
+                         reserving ? ", after reserving cores" : "", narrowed_hint(t));
     }
     return 0;
 }
@@ -362,8 +373,8 @@ static int split(const nmb_topology_t *t, const nmb_bitmap_t *pool, int k, int n
         else
             snprintf(where, sizeof where, "the machine (GPU locality unknown)");
         return nmb__fail(-EINVAL, "%d ranks share %s but only %d CPUs are allowed there (%s): "
-                                  "more ranks than CPUs; use the 'node' policy to share them",
-                         k, where, ncpus, fmt_list(pool, a, sizeof a));
+                                  "more ranks than CPUs; use the 'node' policy to share them%s",
+                         k, where, ncpus, fmt_list(pool, a, sizeof a), narrowed_hint(t));
     }
     int base = ncpus / k, extra = ncpus % k, r = 0, given = 0;
     for (int cpu = nmb_bitmap_next(pool, 0); cpu >= 0; cpu = nmb_bitmap_next(pool, cpu + 1)) {
