@@ -12,6 +12,7 @@ from numabind.errors import (
 )
 from numabind.placement import Plan, RankPlan, pin_rank, plan
 from numabind.audit import AuditError, AuditReport, Finding, audit
+from numabind.paths import get_cmake_dir, get_include, get_library_dir, get_pkgconfig_dir
 from numabind.topology import (
     Cpu, DistanceClass, Gpu, Nic, NicPort, NumaNode, PciFunction, Topology, topology,
 )
@@ -22,5 +23,6 @@ __all__ = [
     "DistanceClass",
     "plan", "pin_rank", "Plan", "RankPlan",
     "audit", "AuditReport", "Finding", "AuditError",
+    "get_include", "get_library_dir", "get_cmake_dir", "get_pkgconfig_dir",
     "NumabindError", "TopologyError", "EnvironmentValueError", "PlacementError", "BindingError",
 ]

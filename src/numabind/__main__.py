@@ -1,5 +1,49 @@
+"""``python -m numabind``: the CLI, or where the C/C++ build files are.
+
+    python -m numabind --includes        # -I<dir> for a C or C++ compiler
+    python -m numabind --cmakedir        # for -Dnumabind_DIR=... / CMAKE_PREFIX_PATH
+    python -m numabind --pkgconfigdir    # for PKG_CONFIG_PATH
+    python -m numabind --version
+    python -m numabind show              # anything else: the numabind command line
+"""
+
 import sys
 
-from numabind.cli import main
+_FLAGS = ("--includes", "--cmakedir", "--pkgconfigdir", "--version")
 
-sys.exit(main())
+
+def _paths(argv: list[str]) -> int:
+    import argparse
+
+    import numabind
+    from numabind import paths
+
+    p = argparse.ArgumentParser(prog="python -m numabind", description="numabind's build paths")
+    p.add_argument("--includes", action="store_true", help="the include flag for numabind's C headers")
+    p.add_argument("--cmakedir", action="store_true", help="the directory of numabindConfig.cmake")
+    p.add_argument("--pkgconfigdir", action="store_true", help="the directory of numabind.pc")
+    p.add_argument("--version", action="store_true", help="numabind's version")
+    a = p.parse_args(argv)
+    out = []
+    if a.includes:
+        out.append(f"-I{paths.get_include()}")
+    if a.cmakedir:
+        out.append(paths.get_cmake_dir())
+    if a.pkgconfigdir:
+        out.append(paths.get_pkgconfig_dir())
+    if a.version:
+        out.append(numabind.__version__)
+    print(" ".join(out))
+    return 0
+
+
+def _main() -> int:
+    argv = sys.argv[1:]
+    if argv and all(arg in _FLAGS for arg in argv):
+        return _paths(argv)
+    from numabind.cli import main
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -65,9 +65,9 @@ def render(topo: Topology) -> str:
     else:
         out += ["", "No RDMA NIC found (/sys/class/infiniband is empty or absent)."]
     rows = [["NUMA node", "CPUs", "count", "memory", "distances"]]
-    for n in topo.nodes:
-        rows.append([str(n.id), fmt(n.cpus) if n.has_cpus else "(no CPUs)", str(len(n.cpus)),
-                     _gib(n.mem_total_bytes), " ".join(map(str, n.distances))])
+    for node in topo.nodes:
+        rows.append([str(node.id), fmt(node.cpus) if node.has_cpus else "(no CPUs)", str(len(node.cpus)),
+                     _gib(node.mem_total_bytes), " ".join(map(str, node.distances))])
     out += ["", _table(rows)]
     out += ["", f"Allowed CPUs: {fmt(topo.allowed_cpus)}   allowed memory nodes: {fmt(topo.allowed_mems)}"]
     if topo.gpus and topo.nics:

@@ -25,7 +25,7 @@ import warnings
 from typing import Any
 
 try:
-    import deep_ep  # noqa: F401  (DeepEP itself: built from source, see docs/deepep.md)
+    import deep_ep  # type: ignore[import-not-found]  # noqa: F401  (built from source: docs/deepep.md)
 except ImportError as exc:  # pragma: no cover - the message is the test
     raise ImportError(
         "numabind.integrations.deep_ep needs DeepEP, which is not importable here "
@@ -94,7 +94,7 @@ def init_dist(local_rank: int, num_local_ranks: int, seed: int = 0, *, pin: bool
 def _init_seed(seed: int, local_rank: int) -> None:
     # DeepEP's own helpers (dist_print, get_local_seed) read its module's globals.
     try:
-        from deep_ep.utils import envs
+        from deep_ep.utils import envs  # type: ignore[import-not-found]
     except ImportError:
         envs = None
     if envs is not None and hasattr(envs, "init_seed"):
