@@ -26,7 +26,7 @@ ls -l "$WORK/dist"
 
 log "auditwheel repair"
 "$WORK/tools/bin/auditwheel" show "$WORK"/dist/numabind-*.whl
-"$WORK/tools/bin/auditwheel" repair -w "$WORK/repaired" "$WORK"/dist/numabind-*.whl
+PATH="$WORK/tools/bin:$PATH" "$WORK/tools/bin/auditwheel" repair -w "$WORK/repaired" "$WORK"/dist/numabind-*.whl
 wheel=$(ls "$WORK"/repaired/numabind-*manylinux*.whl)
 echo "$wheel"
 if "$WORK/tools/bin/python" -m zipfile -l "$wheel" | grep -E 'ibverbs|mlx5|rdma'; then
