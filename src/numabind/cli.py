@@ -75,8 +75,29 @@ def render(topo: Topology) -> str:
     return "\n".join(out)
 
 
+def _write_svg(path: str, topo: Topology, ranks: Sequence[numabind.RankPlan] | None = None) -> int:
+    """``--svg FILE``: the drawing of numabind.svg; ``-`` writes it to stdout."""
+    from numabind import svg
+
+    text = svg.render(topo, ranks)
+    if path == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        print(f"numabind: error: cannot write {path}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     topo = numabind.topology()
+    if args.svg:
+        rc = _write_svg(args.svg, topo)
+        if rc or args.svg == "-":
+            return rc
     if args.json:
         print(json.dumps(topo.to_dict(), indent=2))
     else:
@@ -112,8 +133,13 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    plan = numabind.plan(**_plan_kwargs(args))
+    topo = numabind.topology()
+    plan = numabind.plan(topology=topo, **_plan_kwargs(args))
     ranks = plan.ranks if args.local_rank is None else (plan[_rank_in(plan, args.local_rank)],)
+    if args.svg:
+        rc = _write_svg(args.svg, topo, ranks)
+        if rc or args.svg == "-":
+            return rc
     if args.json:
         print(json.dumps({"ranks": [r.to_dict() for r in ranks]}, indent=2))
         return 0
@@ -176,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     show = sub.add_parser("show", help="print GPUs, NICs and NUMA nodes as nvidia-smi topo -m does")
     show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.add_argument("--svg", metavar="FILE", help="also write a drawing of the machine to FILE (- : stdout only)")
     show.set_defaults(func=_cmd_show)
     gather = sub.add_parser("gather", help="capture every file numabind reads, for NUMABIND_FSROOT")
     gather.add_argument("out", metavar="OUT.tar.gz")
@@ -184,6 +211,8 @@ def parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="print each local rank's CPUs, memory and NIC")
     plan.add_argument("--local-rank", type=int, default=None, metavar="R", help="only this rank")
     plan.add_argument("--json", action="store_true", help='print {"ranks": [...]}')
+    plan.add_argument("--svg", metavar="FILE", help="also write a drawing of the machine and the ranks to FILE "
+                                                    "(- : stdout only)")
     _plan_args(plan)
     plan.set_defaults(func=_cmd_plan)
 
