@@ -162,7 +162,8 @@ def test_wheel_file_list_is_pinned():
 
 def test_mypy_reads_the_shipped_types(tmp_path):
     pytest.importorskip("mypy", reason="mypy comes with the test extra")
-    base = [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", str(tmp_path / "cache")]
+    base = [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", str(tmp_path / "cache"),
+            "--config-file", str(HERE / "mypy.ini")]
     good = subprocess.run([*base, "--strict", str(HERE / "typed_use.py")], capture_output=True, text=True,
                           cwd=tmp_path)
     assert good.returncode == 0, good.stdout + good.stderr
