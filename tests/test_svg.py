@@ -180,6 +180,23 @@ def test_pairs_meet_in_a_box_of_their_class(tree, name):
     assert seen, "no pair checked"
 
 
+def test_soft_roce_drawn_where_it_runs(tree, synthetic):
+    """Soft-RoCE over a PCI netdev sits on that function's place; over a
+    netdev with no device (lo), in the "No PCI function" box, SYS to all."""
+    topo = numabind.topology(tree(synthetic, soft_roce={"rxe0": "eno2", "rxe1": "enp130s0f0np0",
+                                                        "rxe9": "lo"}))
+    d = Drawing(nsvg.render(topo))
+    assert "eno2 (soft)" in d.texts(d.one("nic", "rxe0"))
+    assert "no PCI function" in d.texts(d.one("nic", "rxe9"))
+    assert any("No PCI function" in d.texts(a)[:1] for a in d.ancestors(d.one("nic", "rxe9")))
+    for g in topo.gpus:
+        g_up = d.ancestors(d.one("gpu", g.pci_address))
+        for n in topo.nics:
+            n_up = set(d.ancestors(d.one("nic", n.name)))
+            meet = next(e for e in g_up if e in n_up and "data-class" in e.attrib)
+            assert meet.get("data-class") == topo.distance(g, n).name, (g.pci_address, n.name)
+
+
 def test_layout_nests_without_overlap(described):
     """From the SVG's own coordinates: every box inside its parent, siblings
     apart, everything on the page (the browser test measures text too)."""

@@ -303,6 +303,8 @@ class _Box(_Item):
             used += GAP + c.w
         self.rows = rows
         self.head = PAD + (LINE if self.title else 0.0) + LINE * len(self.lines)
+        if not self.title and not self.lines and not self.link:
+            self.head = 0.0    # a bare group: the gap above its first row is enough
         body_w = max((sum(c.w for c in r) + GAP * (len(r) - 1) for r in rows), default=0.0)
         self.w = max(body_w, self._header_w()) + 2 * PAD
         h = self.head
