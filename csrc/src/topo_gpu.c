@@ -91,7 +91,7 @@ int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
     if (err < 0)
         goto out;
 
-    const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+    const char *visible = (flags & NMB_TOPOLOGY_ALL_GPUS) ? NULL : getenv("CUDA_VISIBLE_DEVICES");
     if (!visible) {
         for (int i = 0; i < n; i++)
             order[i] = i;

@@ -6,6 +6,7 @@ VERSION_STRING: str
 RECORD_FILES: int
 NO_NVML: int
 NO_VERBS: int
+ALL_GPUS: int
 
 def library_version() -> tuple[int, str]: ...
 def parse_cpulist(value: str) -> tuple[int, ...]: ...

@@ -108,7 +108,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_gather(args: argparse.Namespace) -> int:
     from numabind.gather import gather
 
-    paths = gather(args.out)
+    try:
+        paths = gather(args.out)
+    except OSError as e:
+        if isinstance(e, numabind.NumabindError):
+            raise
+        print(f"numabind: error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out}: {len(paths)} paths numabind reads on this machine; "
           f"replay with: mkdir T && tar xzf {args.out} -C T && NUMABIND_FSROOT=T numabind show")
     return 0

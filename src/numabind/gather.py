@@ -42,10 +42,18 @@ class _Capture:
         self.added.add(path)
         self.tar.addfile(self._info(path, tarfile.DIRTYPE, 0o755))
 
+    def _in_tree(self, target: str) -> str:
+        """An absolute link target as a path below the root: a fixture tree
+        may link to itself by its full path (`/dev/shm/t/sys/devices/...`)."""
+        if self.root and os.path.isabs(target) and (target == self.root or target.startswith(self.root + "/")):
+            return target[len(self.root):] or "/"
+        return target
+
     def _link(self, path: str, target: str) -> None:
         if path in self.added:
             return
         self._dir(os.path.dirname(path))
+        target = self._in_tree(target)
         if os.path.isabs(target):
             # A link into the real root would escape the replayed tree.
             target = os.path.relpath(target, os.path.dirname(path))
@@ -82,7 +90,7 @@ class _Capture:
             except OSError:
                 return
             if stat.S_ISLNK(st.st_mode):
-                target = os.readlink(self.root + current)
+                target = self._in_tree(os.readlink(self.root + current))
                 self._link(current, target)
                 resolved = os.path.normpath(os.path.join(os.path.dirname(current), target))
                 rest = "/".join(parts[i + 1:])
@@ -116,8 +124,11 @@ class _Capture:
 
 def gather(out: str | os.PathLike[str], fsroot: str | None = None) -> list[str]:
     """Writes ``out`` (a .tar.gz) holding every file numabind reads on this
-    machine, plus ``numabind/gpu-uuids`` from NVML. Returns the paths read."""
-    handle = _core.TopologyHandle(fsroot, _core.RECORD_FILES)
+    machine, plus ``numabind/gpu-uuids`` from NVML. Returns the paths read.
+
+    The capture is of the machine, not of this process's view of it:
+    ``CUDA_VISIBLE_DEVICES`` is ignored (a MIG instance in it included)."""
+    handle = _core.TopologyHandle(fsroot, _core.RECORD_FILES | _core.ALL_GPUS)
     topo = Topology._from_handle(handle)
     paths = handle.files()
     root = "" if topo.fsroot == "/" else topo.fsroot

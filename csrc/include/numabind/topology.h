@@ -36,6 +36,10 @@ enum {
     /* Do not load NVML / libibverbs even on the real host. */
     NMB_TOPOLOGY_NO_NVML = 1u << 1,
     NMB_TOPOLOGY_NO_VERBS = 1u << 2,
+    /* Ignore CUDA_VISIBLE_DEVICES: every GPU visible, in PCI order (the
+     * machine rather than one process's view of it, as numabind gather
+     * captures it). */
+    NMB_TOPOLOGY_ALL_GPUS = 1u << 3,
 };
 
 /* Reads the machine. Returns 0 and a handle to free with
