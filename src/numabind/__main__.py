@@ -3,7 +3,8 @@
     python -m numabind --includes        # -I<dir> for a C or C++ compiler
     python -m numabind --cmakedir        # for -Dnumabind_DIR=... / CMAKE_PREFIX_PATH
     python -m numabind --pkgconfigdir    # for PKG_CONFIG_PATH
-    python -m numabind --version
+    python -m numabind --includes --version   # ... the bare version last ("0.1.0")
+    python -m numabind --version         # alone: the CLI's ("numabind 0.1.0")
     python -m numabind show              # anything else: the numabind command line
 """
 
@@ -39,7 +40,8 @@ def _paths(argv: list[str]) -> int:
 
 def _main() -> int:
     argv = sys.argv[1:]
-    if argv and all(arg in _FLAGS for arg in argv):
+    # --version alone is the command line's; with a path flag, the bare version.
+    if argv and all(arg in _FLAGS for arg in argv) and set(argv) != {"--version"}:
         return _paths(argv)
     from numabind.cli import main
     return main()
