@@ -196,3 +196,10 @@ def described(request, tree) -> Machine:
 @pytest.fixture
 def synthetic() -> dict:
     return copy.deepcopy(SYNTHETIC)
+
+
+# The topology lab (docs/lab.md): tests/lab/guest runs inside a lab guest,
+# which sets NUMABIND_LAB_LAYOUT; tests/lab/host boots guests, with
+# NUMABIND_LAB_BOOT=1 (tools/ci/stage-lab.sh). A plain run collects neither.
+collect_ignore = [path for path, var in (("lab/guest", "NUMABIND_LAB_LAYOUT"), ("lab/host", "NUMABIND_LAB_BOOT"))
+                  if os.environ.get(var, "") in ("", "0")]

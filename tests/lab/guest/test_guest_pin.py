@@ -1,0 +1,80 @@
+"""pin_rank on a real kernel: the plan the layout calls for, and every
+thread of a live process on the rank's CPUs — threads started before the
+pin, after it, and those a library started on its own."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from labkit import LiveChild, Spinner, last_cpu, task_cpus
+
+import numabind
+
+
+def test_plan_matches_layout(layout):
+    plan = numabind.plan()
+    assert len(plan) == len(layout["ranks"])
+    for r, want in zip(plan.ranks, layout["ranks"]):
+        got = (r.numa_node, list(r.cpus), list(r.mem_nodes), r.mem_policy, r.hca, r.hca_port, r.distance)
+        assert got == (want["node"], want["cpus"], [want["node"]], "preferred", want["hca"], 1, want["distance"]), \
+            f"rank {r.local_rank} ({want['gpu']})"
+
+
+def _pin_probe(rank: int, size: int) -> dict:
+    before = Spinner(3)                       # running before the pin
+    plan = numabind.pin_rank(rank, local_world_size=size)
+    after = Spinner(1)                        # started after: inherits the mask
+    time.sleep(0.5)                           # let every spinner run where it may
+    return {"cpus": list(plan.cpus), "report": plan.report, "spinners": before.tids + after.tids,
+            "env": {k: os.environ.get(k) for k in ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING",
+                                                   "NCCL_IB_HCA", "UCX_NET_DEVICES")}}
+
+
+def test_pin_rank_binds_every_thread(layout, rank):
+    want = layout["ranks"][rank]
+    with LiveChild(_pin_probe, rank, len(layout["ranks"])) as child:
+        res = child.result
+        threads = task_cpus(child.pid)
+        ran_on = {tid: last_cpu(child.pid, tid) for tid in res["spinners"]}
+    assert res["cpus"] == want["cpus"]
+    assert len(threads) == 5, threads          # the main thread, 3 before, 1 after
+    assert {tid: want["cpus"] for tid in threads} == threads
+    assert all(cpu in want["cpus"] for cpu in ran_on.values()), f"ran on {ran_on}, pinned to {want['cpus']}"
+    assert res["report"]["threads"] == 4       # the main thread and the 3 already running
+    hca = f"{want['hca']}:1"
+    assert res["env"] == {"NVSHMEM_HCA_LIST": hca, "NVSHMEM_ENABLE_NIC_PE_MAPPING": "1",
+                          "NCCL_IB_HCA": f"={hca}", "UCX_NET_DEVICES": hca}
+
+
+LAUNCHED = r"""
+import json, os, sys
+import numabind            # imports numpy, whose BLAS starts worker threads of its own
+before = len(os.listdir("/proc/self/task"))
+plan = numabind.pin_rank()  # LOCAL_RANK / LOCAL_WORLD_SIZE, as torchrun sets them
+print(json.dumps({"cpus": list(plan.cpus), "threads_before": before, "source": plan.rank_source}), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_pin_rank_in_a_launched_process_with_library_threads(layout):
+    rank = len(layout["ranks"]) - 1
+    env = dict(os.environ, LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(len(layout["ranks"])))
+    p = subprocess.Popen([sys.executable, "-c", LAUNCHED], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=env, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line, "the launched process died"
+        res = json.loads(line)
+        threads = task_cpus(p.pid)
+    finally:
+        p.stdin.close()
+        p.wait(timeout=120)
+    assert p.returncode == 0
+    want = layout["ranks"][rank]["cpus"]
+    assert res["source"] == "LOCAL_RANK" and res["cpus"] == want
+    assert res["threads_before"] > 1, "numpy started no threads: this test would prove nothing"
+    assert len(threads) == res["threads_before"]
+    assert {tid: want for tid in threads} == threads
