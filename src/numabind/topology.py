@@ -11,9 +11,10 @@ import enum
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from numabind import _core
 
@@ -109,7 +110,11 @@ class Nic:
     ports: tuple[NicPort, ...]
 
 
-def _frozen(rows: Any, dtype: Any, shape: tuple[int, int]) -> np.ndarray:
+def _frozen(rows: Any, dtype: str, shape: tuple[int, int]) -> np.ndarray:
+    # numpy is imported here, not with numabind: it is most of the import time
+    # of a process that only pins itself (pin_rank never needs it).
+    import numpy as np
+
     # Over immutable bytes, so `flags.writeable = True` cannot be set back.
     data = np.array(rows, dtype=dtype).reshape(shape).tobytes()
     return np.frombuffer(data, dtype=dtype).reshape(shape)
@@ -201,12 +206,12 @@ class Topology:
     @cached_property
     def numa_distances(self) -> np.ndarray:
         """Node x node SLIT distances (10 = local), in the order of ``nodes``. Read-only."""
-        return _frozen([n.distances for n in self.nodes], np.int32, (len(self.nodes), len(self.nodes)))
+        return _frozen([n.distances for n in self.nodes], "int32", (len(self.nodes), len(self.nodes)))
 
     @cached_property
     def gpu_nic_distances(self) -> np.ndarray:
         """GPU x NIC :class:`DistanceClass` values (1 = PIX ... 5 = SYS). Read-only."""
-        return _frozen(self._classes, np.int8, (len(self.gpus), len(self.nics)))
+        return _frozen(self._classes, "int8", (len(self.gpus), len(self.nics)))
 
     # -- export ------------------------------------------------------------
 
