@@ -51,7 +51,8 @@ def test_pin_rank_binds_every_thread(layout, rank):
 
 LAUNCHED = r"""
 import json, os, sys
-import numabind            # imports numpy, whose BLAS starts worker threads of its own
+import numpy               # its BLAS starts worker threads of its own
+import numabind
 before = len(os.listdir("/proc/self/task"))
 plan = numabind.pin_rank()  # LOCAL_RANK / LOCAL_WORLD_SIZE, as torchrun sets them
 print(json.dumps({"cpus": list(plan.cpus), "threads_before": before, "source": plan.rank_source}), flush=True)
