@@ -1088,3 +1088,34 @@ def test_unreadable_file_is_named(tree):
         numabind.topology(root)
     assert "sys/devices/system/cpu/online" in str(ei.value)
     assert "unknown error" not in str(ei.value)
+
+
+DRIVER_INFORMATION = """Model: \t\t NVIDIA H100 80GB HBM3
+IRQ:   \t\t 91
+GPU UUID: \t {uuid}
+Video BIOS: \t 96.00.99.00.01
+Bus Type: \t PCIe
+DMA Size: \t 52 bits
+DMA Mask: \t 0xfffffffffffff
+Bus Location: \t {bdf}
+Device Minor: \t 0
+GPU Excluded:\t No
+"""
+
+
+def test_uuids_from_the_nvidia_driver_procfs(tree, synthetic, monkeypatch):
+    """/proc/driver/nvidia/gpus/<bdf>/information (the driver's own file, as
+    the live host shows it) gives the UUIDs without NVML; a GPU without the
+    file keeps none; CUDA_VISIBLE_DEVICES by UUID works from it."""
+    root = tree.private(synthetic)
+    phys = sorted(SYN_UUIDS)
+    with_file = phys[:-1]
+    for bdf in with_file:
+        d = root / "proc/driver/nvidia/gpus" / bdf
+        d.mkdir(parents=True)
+        (d / "information").write_text(DRIVER_INFORMATION.format(uuid=SYN_UUIDS[bdf], bdf=bdf))
+    topo = numabind.topology(root)
+    got = {g.pci_address: g.uuid for g in topo.all_gpus}
+    assert got == {bdf: (SYN_UUIDS[bdf] if bdf in with_file else None) for bdf in phys}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", SYN_UUIDS[with_file[1]][:12])
+    assert [g.pci_address for g in numabind.topology(root).gpus] == [with_file[1]]
