@@ -180,7 +180,6 @@ static int hexval(int c)
 int nmb_bitmap_parse_mask(nmb_bitmap_t *out, const char *text)
 {
     const char *start, *end;
-    int bit = 0;
     nmb_bitmap_zero(out);
     if (!text)
         return -EINVAL;
@@ -194,30 +193,47 @@ int nmb_bitmap_parse_mask(nmb_bitmap_t *out, const char *text)
         end--;
     if (end == start)
         return -EINVAL;
-    /* Least significant digit last: walk backwards, skipping group commas. */
+    /* The syntax first, so that a malformed mask is -EINVAL wherever the
+     * fault is: groups of 1 to 8 hex digits between single commas (the
+     * kernel's 32-bit groups), or one run of digits without commas. */
+    int commas = memchr(start, ',', (size_t)(end - start)) != NULL;
+    size_t run = 0;
+    for (const char *p = start; p < end; p++) {
+        if (*p == ',') {
+            if (!run)
+                return -EINVAL;
+            run = 0;
+        } else if (hexval(*p) < 0 || (++run > 8 && commas)) {
+            return -EINVAL;
+        }
+    }
+    if (!run)
+        return -EINVAL;
+    /* Least significant digit last: group g (counted from the right) holds
+     * bits 32g..32g+31, whatever its width ("1,00000002" is bits 32 and 1,
+     * as the kernel reads it, not 0x100000002 >> 4 digits). */
+    int group = 0;
+    long digit = 0;
     for (const char *p = end; p > start; p--) {
-        int c = p[-1], v;
-        if (c == ',') {
-            if (p - 1 == start || p == end)
-                goto bad;
+        if (p[-1] == ',') {
+            group++;
+            digit = 0;
             continue;
         }
-        if ((v = hexval(c)) < 0)
-            goto bad;
-        for (int k = 0; k < 4; k++, bit++) {
+        int v = hexval(p[-1]);
+        for (int k = 0; k < 4; k++) {
             if (!(v >> k & 1))
                 continue;
+            long bit = 32L * group + 4 * digit + k;
             if (bit >= NMB_BITMAP_BITS) {
                 nmb_bitmap_zero(out);
                 return -ERANGE;
             }
-            nmb_bitmap_set(out, bit);
+            nmb_bitmap_set(out, (int)bit);
         }
+        digit++;
     }
     return 0;
-bad:
-    nmb_bitmap_zero(out);
-    return -EINVAL;
 }
 
 int nmb_bitmap_format_list(const nmb_bitmap_t *set, char *buf, size_t len)

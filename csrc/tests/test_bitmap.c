@@ -43,6 +43,19 @@ int main(void)
     CHECK_INT(nmb_bitmap_parse_mask(&s, "xyz"), -EINVAL);
     CHECK_INT(nmb_bitmap_parse_mask(&s, ",ff"), -EINVAL);
     CHECK_INT(nmb_bitmap_parse_mask(&s, ""), -EINVAL);
+    /* Each group holds its own 32 bits, whatever its width, as the kernel
+     * reads it (found by csrc/fuzz/fuzz_cpumask: "1,2" was read as 0x12). */
+    CHECK_INT(nmb_bitmap_parse_mask(&s, "1,2"), 0);
+    CHECK_INT(nmb_bitmap_parse_list(&t, "1,32"), 0);
+    CHECK(nmb_bitmap_equal(&s, &t));
+    CHECK_INT(nmb_bitmap_parse_mask(&s, "ff,1"), 0);
+    CHECK_INT(nmb_bitmap_parse_list(&t, "0,32-39"), 0);
+    CHECK(nmb_bitmap_equal(&s, &t));
+    CHECK_INT(nmb_bitmap_parse_mask(&s, "123456789"), 0); /* one number: bits 0, 3, 4, ... 32 */
+    CHECK_INT(nmb_bitmap_next(&s, 30), 32);
+    CHECK_INT(nmb_bitmap_parse_mask(&s, "1,123456789"), -EINVAL); /* a 9-digit group */
+    CHECK_INT(nmb_bitmap_parse_mask(&s, "ff,,1"), -EINVAL);
+    CHECK_INT(nmb_bitmap_parse_mask(&s, "ff,"), -EINVAL);
 
     CHECK_INT(nmb_bitmap_set(&s, -1), -EINVAL);
     CHECK_INT(nmb_bitmap_set(&s, NMB_BITMAP_BITS), -EINVAL);

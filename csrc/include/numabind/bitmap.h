@@ -45,8 +45,10 @@ NMB_EXPORT void nmb_bitmap_andnot(nmb_bitmap_t *out, const nmb_bitmap_t *a, cons
  * white space allowed). Returns 0, or -EINVAL (bad syntax, a descending
  * range) / -ERANGE (a number >= NMB_BITMAP_BITS), leaving `out` zeroed. */
 NMB_EXPORT int nmb_bitmap_parse_list(nmb_bitmap_t *out, const char *text);
-/* Parses a kernel hex mask ("ff,00000000"; 32-bit groups separated by
- * commas, most significant first; an optional 0x). Errors as above. */
+/* Parses a kernel hex mask ("ff,00000000"; 32-bit groups of 1 to 8 hex
+ * digits separated by commas, most significant first, each group holding
+ * its own 32 bits as the kernel reads them: "1,2" is bits 32 and 1), or one
+ * run of hex digits without commas; an optional 0x. Errors as above. */
 NMB_EXPORT int nmb_bitmap_parse_mask(nmb_bitmap_t *out, const char *text);
 /* Writes the list form ("0-3,8") into buf (NUL-terminated, truncated to
  * len). Returns the length the full text needs, excluding the NUL, as
