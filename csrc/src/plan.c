@@ -238,6 +238,16 @@ int nmb_local_world_size_from_env(int *size, const char **source)
     for (int i = 0; i < COUNT(launchers) && err == -ENOENT; i++)
         if (!l || l == &launchers[i])
             err = launcher_size(&launchers[i], &n, &name);
+    /* Say which variables were looked for: a bare -ENOENT would leave an
+     * earlier call's detail in nmb_last_error(). */
+    if (err == -ENOENT && l)
+        return nmb__fail(err, "%s is set but its launcher gives no local size (%s unset)", l->rank,
+                         l->size ? l->size
+                                 : "SLURM_STEP_TASKS_PER_NODE, SLURM_TASKS_PER_NODE, SLURM_NTASKS_PER_NODE");
+    if (err == -ENOENT)
+        return nmb__fail(err, "no local size in the environment: none of LOCAL_WORLD_SIZE, "
+                              "OMPI_COMM_WORLD_LOCAL_SIZE, MPI_LOCALNRANKS, PMI_LOCAL_SIZE, "
+                              "SLURM_STEP_TASKS_PER_NODE, SLURM_TASKS_PER_NODE, SLURM_NTASKS_PER_NODE is set");
     if (err < 0)
         return err;
     *size = n;

@@ -102,6 +102,14 @@ static void test_rank_from_env(void)
     CHECK_INT(nmb_local_rank_from_env(&rank, &src), -ENOENT);
     CHECK(strstr(nmb_last_error(), "PMI_LOCAL_RANK") != NULL);
     CHECK_INT(nmb_local_world_size_from_env(&rank, &src), -ENOENT);
+    /* -ENOENT says what it looked for, not an earlier call's detail
+     * (found by csrc/fuzz/fuzz_launcher_env). */
+    CHECK(strstr(nmb_last_error(), "no local size in the environment") != NULL);
+    CHECK(strstr(nmb_last_error(), "SLURM_NTASKS_PER_NODE") != NULL);
+    setenv("LOCAL_RANK", "1", 1);
+    CHECK_INT(nmb_local_world_size_from_env(&rank, &src), -ENOENT);
+    CHECK(strstr(nmb_last_error(), "LOCAL_RANK is set but its launcher gives no local size (LOCAL_WORLD_SIZE unset)") != NULL);
+    unsetenv("LOCAL_RANK");
     setenv("SLURM_LOCALID", "3", 1);
     CHECK_INT(nmb_local_rank_from_env(&rank, &src), 0);
     CHECK_INT(rank, 3);
