@@ -83,7 +83,10 @@ void nmb__fs_describe(const nmb_fs_t *fs, int err)
 {
     if (nmb_last_error()[0] || err != last_failure.err || !last_failure.path[0])
         return;
-    nmb__fail(err, "%s%s: %s", fs->root, last_failure.path, strerror(-err));
+    if (err == -EOVERFLOW)
+        nmb__fail(err, "%s%s: longer than any value the kernel writes there", fs->root, last_failure.path);
+    else
+        nmb__fail(err, "%s%s: %s", fs->root, last_failure.path, strerror(-err));
 }
 
 int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
@@ -97,8 +100,14 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
     fd = open(full, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return failed(-errno, path);
-    while (used + 1 < len) {
-        ssize_t n = read(fd, buf + used, len - 1 - used);
+    for (;;) {
+        /* One byte more than fits: a file that fills the buffer is read
+         * once more, so that a longer one is refused, never cut short (a
+         * cut CPU list "...,40" of "...,4094" still parses). */
+        char extra;
+        char *at = used + 1 < len ? buf + used : &extra;
+        size_t room = used + 1 < len ? len - 1 - used : 1;
+        ssize_t n = read(fd, at, room);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -108,6 +117,11 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
         }
         if (n == 0)
             break;
+        if (at == &extra) {
+            close(fd);
+            buf[used] = '\0';
+            return failed(-EOVERFLOW, path);
+        }
         used += (size_t)n;
     }
     close(fd);
@@ -155,17 +169,22 @@ int nmb__fs_read_hex(nmb_fs_t *fs, const char *path, unsigned long *out)
 
 int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out)
 {
-    /* A 8192-CPU list can be long; sysfs caps attributes at one page. */
-    char buf[8192];
-    int n = nmb__fs_read(fs, path, buf, sizeof buf);
+    /* The longest list of 8192 bits ("0-1,3-4,6-7,...") is under 28 KiB;
+     * node cpulists are binary attributes, not capped at a page, since 5.x. */
+    char *buf = malloc(NMB_LIST_MAX);
+    if (!buf)
+        return -ENOMEM;
+    int n = nmb__fs_read(fs, path, buf, NMB_LIST_MAX);
     if (n < 0) {
+        free(buf);
         nmb_bitmap_zero(out);
         return n;
     }
     int err = nmb_bitmap_parse_list(out, buf);
     if (err < 0)
-        return nmb__fail(err, "%s: '%.64s' is not a CPU/node list", path, nmb__rstrip(buf));
-    return 0;
+        nmb__fail(err, "%s: '%.64s' is not a CPU/node list", path, nmb__rstrip(buf));
+    free(buf);
+    return err < 0 ? err : 0;
 }
 
 int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)

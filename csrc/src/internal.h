@@ -44,13 +44,16 @@ NMB_HIDDEN int nmb__fs_init(nmb_fs_t *fs, const char *fsroot, int record);
 NMB_HIDDEN void nmb__fs_free(nmb_fs_t *fs);
 NMB_HIDDEN int nmb__fs_live(const nmb_fs_t *fs);
 /* Reads a whole small file (path absolute, as on the live host) into buf,
- * NUL-terminated, trailing white space kept. Returns its length or -errno. */
+ * NUL-terminated, trailing white space kept. Returns its length or -errno;
+ * -EOVERFLOW when the file does not fit in len - 1 bytes (never cut short). */
 NMB_HIDDEN int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len);
 /* Convenience forms of nmb__fs_read; -EINVAL (detail names file and value)
  * when the content does not parse. */
 NMB_HIDDEN int nmb__fs_read_long(nmb_fs_t *fs, const char *path, long *out);
 NMB_HIDDEN int nmb__fs_read_hex(nmb_fs_t *fs, const char *path, unsigned long *out);
 NMB_HIDDEN int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out);
+/* Room for any CPU/node list or /proc/self/status of an 8192-CPU machine. */
+#define NMB_LIST_MAX (64 * 1024)
 /* Resolves every link of `path` inside the root; writes the resolved path,
  * below the root and starting with '/', to out. Returns 0 or -errno. */
 NMB_HIDDEN int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len);

@@ -22,7 +22,7 @@ static uint64_t node_mem_total(nmb_fs_t *fs, int id)
 
 static int read_distances(nmb_topology_t *t, int index, int *row)
 {
-    char path[128], buf[4096], *p, *end;
+    char path[128], buf[8192], *p, *end;
     snprintf(path, sizeof path, NODE_DIR "/node%d/distance", t->nodes[index].id);
     int n = nmb__fs_read(&t->fs, path, buf, sizeof buf);
     for (int j = 0; j < t->num_nodes; j++)
@@ -61,6 +61,9 @@ static int read_nodes(nmb_topology_t *t)
         nmb_bitmap_set(&online, 0);
     } else if (err < 0) {
         return err;
+    } else if (nmb_bitmap_iszero(&online)) {
+        /* The kernel always has a node online: an empty list is a damaged tree. */
+        return nmb__fail(-EINVAL, "%s" NODE_DIR "/online lists no node", t->fs.root);
     }
     t->num_nodes = nmb_bitmap_count(&online);
     t->nodes = nmb__arena_alloc(&t->arena, (size_t)t->num_nodes * sizeof *t->nodes);
@@ -240,7 +243,7 @@ int nmb__read_nodes_and_cpus(nmb_topology_t *t)
 /* cgroup v2: the effective cpuset of the process's cgroup, when present. */
 static int read_cgroup_set(nmb_fs_t *fs, const char *file, nmb_bitmap_t *out)
 {
-    char buf[4096], path[PATH_MAX];
+    char buf[16384], path[PATH_MAX];
     if (nmb__fs_read(fs, "/proc/self/cgroup", buf, sizeof buf) < 0)
         return -ENOENT;
     for (char *line = buf; line && *line;) {
@@ -263,11 +266,12 @@ static int read_cgroup_set(nmb_fs_t *fs, const char *file, nmb_bitmap_t *out)
     return -ENOENT;
 }
 
-int nmb__read_allowed(nmb_topology_t *t)
+static int read_allowed(nmb_topology_t *t, char *status, char *value)
 {
-    char status[16384], value[8192];
-    int err = nmb__fs_read(&t->fs, "/proc/self/status", status, sizeof status);
+    int err = nmb__fs_read(&t->fs, "/proc/self/status", status, NMB_LIST_MAX);
     int have_status = err >= 0;
+    if (err < 0 && err != -ENOENT)
+        return err; /* unreadable, or longer than any status: never guess the allowed sets */
 
     if (nmb__fs_live(&t->fs)) {
         /* The kernel's answer for the calling thread. */
@@ -289,13 +293,13 @@ int nmb__read_allowed(nmb_topology_t *t)
         if (!have_status)
             return nmb__fail(-ENOENT, "%s/proc/self/status is missing: it gives the allowed CPUs under NUMABIND_FSROOT",
                              t->fs.root);
-        if (nmb__status_field(status, "Cpus_allowed_list", value, sizeof value) < 0)
+        if (nmb__status_field(status, "Cpus_allowed_list", value, NMB_LIST_MAX) < 0)
             return nmb__fail(-EINVAL, "proc/self/status has no Cpus_allowed_list line");
         if ((err = nmb_bitmap_parse_list(&t->allowed_cpus, value)) < 0)
             return nmb__fail(err, "proc/self/status: Cpus_allowed_list '%.64s' is not a CPU list", value);
     }
 
-    if (have_status && nmb__status_field(status, "Mems_allowed_list", value, sizeof value) == 0) {
+    if (have_status && nmb__status_field(status, "Mems_allowed_list", value, NMB_LIST_MAX) == 0) {
         if ((err = nmb_bitmap_parse_list(&t->allowed_mems, value)) < 0)
             return nmb__fail(err, "proc/self/status: Mems_allowed_list '%.64s' is not a node list", value);
     } else {
@@ -311,4 +315,15 @@ int nmb__read_allowed(nmb_topology_t *t)
         nmb_bitmap_and(&t->allowed_mems, &t->allowed_mems, &cg);
     nmb_bitmap_and(&t->allowed_cpus, &t->allowed_cpus, &t->online);
     return 0;
+}
+
+int nmb__read_allowed(nmb_topology_t *t)
+{
+    /* An 8192-CPU process's Cpus_allowed_list alone can pass 16 KiB. */
+    char *status = malloc(2 * NMB_LIST_MAX);
+    if (!status)
+        return -ENOMEM;
+    int err = read_allowed(t, status, status + NMB_LIST_MAX);
+    free(status);
+    return err;
 }

@@ -18,7 +18,8 @@ static int pci_of_path(const nmb_topology_t *t, const char *path)
     for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
         if (nmb__parse_pci_address(c, NULL, NULL, NULL, NULL) == 0)
             snprintf(last, sizeof last, "%s", c);
-    return last[0] ? nmb_topology_pci_index(t, last) : -1;
+    int index = last[0] ? nmb_topology_pci_index(t, last) : -1;
+    return index >= 0 ? index : -1; /* a function the PCI listing lacks (gone meanwhile): none */
 }
 
 /* The first netdev of a PCI function ("<fn>/net/<name>"), or NULL. */

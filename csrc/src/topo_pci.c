@@ -84,6 +84,8 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
     if ((err = nmb__fs_realpath(&t->fs, link, resolved, sizeof resolved)) < 0) {
         if (err == -ENOENT)
             return 1; /* removed between listing and reading (an SR-IOV VF going away): skip it */
+        if (err == -EXDEV)
+            return err; /* the detail already says where the link leads */
         return nmb__fail(err, "%s: %s", link, err == -ELOOP ? "symbolic link loop" : strerror(-err));
     }
     place_in_tree(resolved, p);
