@@ -398,19 +398,31 @@ static int split(const nmb_topology_t *t, const nmb_bitmap_t *pool, int k, int n
     return 0;
 }
 
-/* Every allowed CPU of the packages holding `pool`. */
-static void socket_of(const nmb_topology_t *t, const nmb_bitmap_t *pool, nmb_bitmap_t *out)
+/* Every allowed CPU of the packages holding `pool`. Two passes over the
+ * cores, not one per core and package: 8192 cores would take seconds. */
+static int socket_of(const nmb_topology_t *t, const nmb_bitmap_t *pool, nmb_bitmap_t *out)
 {
-    nmb_bitmap_zero(out);
+    int *packages = malloc((size_t)(t->num_cores ? t->num_cores : 1) * sizeof *packages), n = 0;
+    if (!packages)
+        return -ENOMEM;
     for (int c = 0; c < t->num_cores; c++) {
         const nmb_core_t *core = &t->cores[c];
-        if (!nmb_bitmap_intersects(&core->cpus, pool))
-            continue;
-        for (int d = 0; d < t->num_cores; d++)
-            if (t->cores[d].package == core->package)
-                nmb_bitmap_or(out, out, &t->cores[d].cpus);
+        int seen = 0;
+        for (int i = n - 1; i >= 0 && !seen; i--) /* the last package seen first: cores come in runs */
+            seen = packages[i] == core->package;
+        if (!seen && nmb_bitmap_intersects(&core->cpus, pool))
+            packages[n++] = core->package;
     }
+    nmb_bitmap_zero(out);
+    for (int c = 0; c < t->num_cores; c++)
+        for (int i = n - 1; i >= 0; i--)
+            if (t->cores[c].package == packages[i]) {
+                nmb_bitmap_or(out, out, &t->cores[c].cpus);
+                break;
+            }
+    free(packages);
     nmb_bitmap_and(out, out, &t->allowed_cpus);
+    return 0;
 }
 
 static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node, int *members,
@@ -436,7 +448,8 @@ static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o,
         break;
     case NMB_CPU_SOCKET: {
         nmb_bitmap_t s;
-        socket_of(t, &pool, &s);
+        if ((err = socket_of(t, &pool, &s)) < 0)
+            goto out;
         nmb_bitmap_andnot(&s, &s, &reserved);
         for (int i = 0; i < k; i++)
             shares[i] = s;
