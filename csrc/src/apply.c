@@ -204,6 +204,17 @@ static int bind_threads(undo_t *u, const nmb_bitmap_t *cpus, nmb_apply_report_t 
     return nmb__fail(-EAGAIN, "threads kept appearing unbound after 16 passes over /proc/self/task");
 }
 
+/* Why the kernel may refuse a memory-policy call, for the error detail. */
+static const char *refusal_hint(int err)
+{
+    if (err == EPERM)
+        return " (a container seccomp profile may forbid it)";
+    if (err == ENOSYS)
+        return " (NUMA is unavailable: a kernel without NUMA support, or a seccomp filter hiding it; "
+               "libnuma's numa_available() says -1 here)";
+    return "";
+}
+
 static int set_memory(undo_t *u, const nmb_rank_plan_t *r, nmb_apply_report_t *rep)
 {
     char a[256];
@@ -219,7 +230,7 @@ static int set_memory(undo_t *u, const nmb_rank_plan_t *r, nmb_apply_report_t *r
     }
     nmb_bitmap_zero(&u->mem_mask);
     if (nmb__sys.get_mempolicy(&u->mem_mode, (unsigned long *)u->mem_mask.words, MAX_NODE_BITS, NULL, 0) < 0)
-        return nmb__fail(-errno, "get_mempolicy failed: %s", strerror(errno));
+        return nmb__fail(-errno, "get_mempolicy failed: %s%s", strerror(errno), refusal_hint(errno));
     u->mem_saved = 1;
     nmb_bitmap_t want = r->mems;
     if (mode == MPOL_PREFERRED) {
@@ -232,8 +243,7 @@ static int set_memory(undo_t *u, const nmb_rank_plan_t *r, nmb_apply_report_t *r
     nmb_bitmap_format_list(&want, a, sizeof a);
     if (rc < 0)
         return nmb__fail(-errno, "set_mempolicy(%s, nodes %s) failed: %s%s", nmb_mem_policy_name(r->mem_policy),
-                         a, strerror(errno),
-                         errno == EPERM ? " (a container seccomp profile may forbid it)" : "");
+                         a, strerror(errno), refusal_hint(errno));
     int got;
     nmb_bitmap_t mask;
     nmb_bitmap_zero(&mask);

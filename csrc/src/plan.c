@@ -264,6 +264,20 @@ static const char *fmt_list(const nmb_bitmap_t *s, char *buf, size_t len)
     return buf[0] ? buf : "(empty)";
 }
 
+/* Adds a fallback's reason to a rank's note ("first; second"). */
+static int add_note(nmb_arena_t *arena, nmb_rank_plan_t *r, const char *why)
+{
+    char buf[512];
+    if (r->note && strstr(r->note, why))
+        return 0;
+    snprintf(buf, sizeof buf, "%s%s%s", r->note ? r->note : "", r->note ? "; " : "", why);
+    const char *note = nmb__arena_strdup(arena, buf);
+    if (!note)
+        return -ENOMEM;
+    r->note = note;
+    return 0;
+}
+
 /* The node a GPU's ranks run on: its own, or, for a CPU-less node (GPU
  * memory on Grace machines), the nearest node that has CPUs. */
 static int cpu_node_of(const nmb_topology_t *t, int gpu_node)
@@ -426,7 +440,7 @@ static int socket_of(const nmb_topology_t *t, const nmb_bitmap_t *pool, nmb_bitm
 }
 
 static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node, int *members,
-                           int k, nmb_rank_plan_t *ranks, nmb_bitmap_t *taken)
+                           int k, nmb_rank_plan_t *ranks, nmb_bitmap_t *taken, nmb_arena_t *arena)
 {
     nmb_bitmap_t pool, reserved, *shares = calloc((size_t)k, sizeof *shares);
     const char *note = NULL;
@@ -478,8 +492,8 @@ done:
     for (int i = 0; i < k; i++) {
         ranks[members[i]].cpus = shares[i];
         nmb_bitmap_or(taken, taken, &shares[i]);
-        if (note)
-            ranks[members[i]].note = note;
+        if (note && (err = add_note(arena, &ranks[members[i]], note)) < 0)
+            break;
     }
 out:
     free(shares);
@@ -685,6 +699,20 @@ int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_op
         const nmb_gpu_t *g = &t->gpus[rp->gpu];
         rp->gpu_address = nmb__arena_strdup(&plan->arena, g->address);
         rp->numa_node = cpu_node_of(t, g->numa_node);
+        /* The documented fallbacks say so in the note (pin_rank logs it). */
+        char why[256];
+        why[0] = '\0';
+        if (g->numa_node < 0)
+            snprintf(why, sizeof why, "GPU %s has no NUMA node (numa_node -1): CPUs from the whole allowed set, "
+                     "memory policy left to the kernel", g->address);
+        else if (rp->numa_node < 0)
+            snprintf(why, sizeof why, "GPU %s is on NUMA node %d, which has no CPUs and no node with CPUs is "
+                     "near it: locality unknown", g->address, g->numa_node);
+        else if (rp->numa_node != g->numa_node)
+            snprintf(why, sizeof why, "GPU %s is on CPU-less NUMA node %d: CPUs and memory of the nearest "
+                     "node with CPUs, %d", g->address, g->numa_node, rp->numa_node);
+        if (why[0] && (err = add_note(&plan->arena, rp, why)) < 0)
+            goto fail;
         int nic = nic_of_gpu[g->physical_index];
         if (nic >= 0) {
             rp->nic = nmb__arena_strdup(&plan->arena, t->nics[nic].name);
@@ -717,7 +745,7 @@ int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_op
         for (int q = r; q < n; q++)
             if (plan->ranks[q].numa_node == node)
                 members[k++] = q;
-        if ((err = plan_group_cpus(t, opts, node, members, k, plan->ranks, &taken)) < 0)
+        if ((err = plan_group_cpus(t, opts, node, members, k, plan->ranks, &taken, &plan->arena)) < 0)
             goto fail;
     }
     for (int r = 0; r < n; r++) {

@@ -12,6 +12,7 @@ and UCX. On failure the process is left as it was.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,11 @@ from numabind.errors import PlacementError
 from numabind.topology import Topology, topology as read_topology
 
 __all__ = ["RankPlan", "Plan", "plan", "pin_rank", "CPU_POLICIES", "MEM_POLICIES"]
+
+# pin_rank logs every fallback the plan took (a GPU without a NUMA node, on a
+# CPU-less node, SMT siblings split) as a warning, and NIC variables kept
+# from the environment as info (docs/reliability.md).
+log = logging.getLogger("numabind")
 
 CPU_POLICIES = ("exclusive", "node", "socket", "core-complex", "none")
 MEM_POLICIES = ("preferred", "bind", "interleave", "local")
@@ -217,6 +223,10 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
                              f"local rank {local_rank} (from {source}) is outside the {len(ranks)} "
                              f"local ranks planned", "pin_rank")
     result = replace(ranks[local_rank], rank_source=source)
+    if result.note:
+        log.warning("local rank %d: %s", local_rank, result.note)
+    for name, value in result.kept_env.items():
+        log.info("local rank %d: keeping %s=%s from the environment", local_rank, name, value)
     if dry_run:
         return result
     report = handle.apply(local_rank, _core.APPLY_MIGRATE if migrate else 0)

@@ -76,7 +76,8 @@ typedef struct nmb_rank_plan {
     int distance;             /* nmb_distance_t between GPU and NIC, 0 when either is missing */
     int num_env;
     const nmb_env_var_t *env;
-    const char *note;         /* why a fallback was taken, or NULL */
+    const char *note;         /* why fallbacks were taken ("; " between them), or NULL: a GPU
+                                 without a NUMA node, on a CPU-less node, SMT siblings split */
 } nmb_rank_plan_t;
 
 typedef struct nmb_plan nmb_plan_t;
