@@ -47,16 +47,31 @@ def hwloc_flags(build: Path) -> tuple[list[str], list[str], str]:
     return [], [], "hwloc headers not found (apt-get install libhwloc-dev, or set HWLOC_INCLUDE): no hwloc rows"
 
 
+def numabind_flags(python: str) -> list[str] | str:
+    """Compiler flags for the numabind that `python` imports: pkg-config when
+    there is one, else its include and library directories; or why not."""
+    pc = subprocess.run([python, "-m", "numabind", "--pkgconfigdir"], capture_output=True, text=True).stdout.strip()
+    if shutil.which("pkg-config"):
+        p = subprocess.run(["pkg-config", "--cflags", "--libs", "numabind"], capture_output=True, text=True,
+                           env={**os.environ, "PKG_CONFIG_PATH": pc})
+        if p.returncode == 0:
+            return p.stdout.split()
+    p = subprocess.run([python, "-c", "import numabind; print(numabind.get_include()); "
+                        "print(numabind.get_library_dir())"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"numabind not importable by {python}: {p.stderr.strip()[-300:]}"
+    inc, lib = p.stdout.split()
+    return [f"-I{inc}", f"-L{lib}", "-l:libnumabind.so.0", f"-Wl,-rpath,{lib}"]
+
+
 def build_c(build: Path, python: str, hwloc: bool = True) -> tuple[str | None, dict]:
     info: dict = {}
     if not shutil.which("gcc") and not shutil.which("cc"):
         info["why"] = "no C compiler"
         return None, info
-    pc = subprocess.run([python, "-m", "numabind", "--pkgconfigdir"], capture_output=True, text=True).stdout.strip()
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "numabind"], capture_output=True, text=True,
-                           env={**os.environ, "PKG_CONFIG_PATH": pc})
-    if flags.returncode != 0:
-        info["why"] = f"pkg-config numabind failed: {flags.stderr.strip()}"
+    nb_flags = numabind_flags(python)
+    if isinstance(nb_flags, str):
+        info["why"] = nb_flags
         return None, info
     hw_cflags, hw_libs, where = hwloc_flags(build) if hwloc else ([], [], "not asked for")
     if not hw_cflags and where != "/usr/include":
@@ -64,7 +79,7 @@ def build_c(build: Path, python: str, hwloc: bool = True) -> tuple[str | None, d
     info["hwloc"] = where
     out = build / "bench"
     cc = shutil.which("gcc") or shutil.which("cc")
-    argv = [cc, "-O2", "-Wall", str(HERE / "bench.c"), "-o", str(out), *flags.stdout.split(), "-lpthread"]
+    argv = [cc, "-O2", "-Wall", str(HERE / "bench.c"), "-o", str(out), *nb_flags, "-lpthread"]
     if hw_libs:
         argv[2:2] = ["-DHAVE_HWLOC", *hw_cflags]
         argv += hw_libs
