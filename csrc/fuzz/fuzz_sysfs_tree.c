@@ -234,6 +234,20 @@ static void check_topology(const nmb_topology_t *t)
         for (int j = 0; j < nn; j++)
             FUZZ_ASSERT(n->distances[j] >= 0 && n->distances[j] <= 255);
     }
+    /* Cores and L3 domains partition the online CPUs: no CPU in two. */
+    nmb_bitmap_t seen, l3seen;
+    nmb_bitmap_zero(&seen);
+    nmb_bitmap_zero(&l3seen);
+    for (int c = 0; c < ncore; c++) {
+        const nmb_core_t *core = nmb_topology_core(t, c);
+        FUZZ_ASSERT(!nmb_bitmap_iszero(&core->cpus) && !nmb_bitmap_intersects(&core->cpus, &seen));
+        nmb_bitmap_or(&seen, &seen, &core->cpus);
+    }
+    FUZZ_ASSERT(nmb_bitmap_equal(&seen, online));
+    for (int c = 0; c < nl3; c++) {
+        FUZZ_ASSERT(!nmb_bitmap_intersects(&nmb_topology_l3(t, c)->cpus, &l3seen));
+        nmb_bitmap_or(&l3seen, &l3seen, &nmb_topology_l3(t, c)->cpus);
+    }
     for (int i = 0; i < nc; i++) {
         const nmb_cpu_t *c = nmb_topology_cpu(t, i);
         FUZZ_ASSERT(nmb_bitmap_isset(online, c->id) && nmb_topology_cpu_index(t, c->id) == i);

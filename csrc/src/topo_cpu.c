@@ -205,6 +205,12 @@ static int read_cpus(nmb_topology_t *t)
             if ((err = read_siblings(&t->fs, id, &core->cpus)) < 0)
                 break;
             nmb_bitmap_and(&core->cpus, &core->cpus, &t->online);
+            /* Cores partition the CPUs: one an earlier core holds stays
+             * there (only a damaged tree lists siblings asymmetrically, and
+             * two ranks given "whole cores" must never share a CPU). */
+            for (int c = nmb_bitmap_next(&core->cpus, 0); c >= 0; c = nmb_bitmap_next(&core->cpus, c + 1))
+                if (core_of[c] >= 0)
+                    nmb_bitmap_clear(&core->cpus, c);
             nmb_bitmap_set(&core->cpus, id);
             core->package = cpu->package;
             core->node = cpu->node;
@@ -221,6 +227,9 @@ static int read_cpus(nmb_topology_t *t)
                 break;
             nmb_bitmap_and(&cache->cpus, &cache->cpus, &t->online);
             if (!nmb_bitmap_iszero(&cache->cpus)) {
+                for (int c = nmb_bitmap_next(&cache->cpus, 0); c >= 0; c = nmb_bitmap_next(&cache->cpus, c + 1))
+                    if (l3_of[c] >= 0)
+                        nmb_bitmap_clear(&cache->cpus, c); /* L3 domains partition the CPUs too */
                 nmb_bitmap_set(&cache->cpus, id);
                 cache->level = 3;
                 cpu->l3 = t->num_l3++;
