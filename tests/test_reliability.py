@@ -107,6 +107,8 @@ def variant(**changes) -> dict:
             d["pci"][0]["numa"] = 1
         elif key == "nic_down":
             d["pci"][0]["devices"][-1]["state"] = "DOWN"
+        elif key == "sdr":
+            d["pci"][0]["devices"][-1]["rate"] = "2.5 Gb/sec (1X SDR)"
         else:
             raise KeyError(key)
     return d
@@ -454,6 +456,19 @@ NO_VERBS_ACTION = """    t = numabind.topology()
             "hca": numabind.plan(topology=t)[0].hca}"""
 
 
+def read_in_decimal_comma_locale(out: dict) -> None:
+    assert out["probe"] == ",", "LC_NUMERIC's decimal point is not a comma: the case proves nothing"
+    assert out["outcome"]["value"] == [2.5, 32.0]
+    assert out["after"] == out["before"]
+
+
+DECIMAL_COMMA = """
+import locale
+locale.setlocale(locale.LC_NUMERIC, "de_DE.UTF-8")     # the C library's too: strtod reads "2,5"
+PROBE = locale.localeconv()["decimal_point"]
+"""
+
+
 def big_topology(out: dict) -> None:
     v = out["outcome"]["value"]
     assert v["cpus"] == BIG_CPUS and v["nodes"] == BIG_NODES
@@ -524,6 +539,11 @@ CASES = [
          marks=(needs_cpus, needs_numa)),
     Case("no-usable-nic", pin(rank=0), desc=lambda: variant(nic_down=True), check=fallback_no_nic,
          marks=(needs_cpus, needs_numa)),
+    Case("decimal-comma-locale",
+         "    t = topo()\n    f = [f for f in t.pci if f.address == '0000:00:04.0'][0]\n"
+         "    return [t.nics[0].ports[0].rate_gbps, f.link_speed_gts]",
+         desc=lambda: variant(sdr=True), env={"LOCPATH": "@LOCPATH@"}, prepare=DECIMAL_COMMA,
+         check=read_in_decimal_comma_locale),
     # ---- CUDA_VISIBLE_DEVICES ----
     Case("cuda-visible-missing-gpu", pin(rank=0), env={"CUDA_VISIBLE_DEVICES": "7"},
          error="EnvironmentValueError", errno=22, says=("'7' names no GPU (this machine has 2)",)),
@@ -618,6 +638,21 @@ def big_root(tree) -> Path:
 
 
 @pytest.fixture(scope="session")
+def decimal_comma_locale(tmp_path_factory) -> Path:
+    """A directory for LOCPATH holding de_DE.UTF-8 (decimal comma), compiled
+    here with localedef, so the case needs no installed locale."""
+    d = tmp_path_factory.mktemp("locales")
+    try:
+        p = subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(d / "de_DE.UTF-8")],
+                           capture_output=True, text=True, timeout=120)
+    except OSError as e:
+        pytest.skip(f"localedef is missing: {e}")
+    if not (d / "de_DE.UTF-8").is_dir():
+        pytest.skip(f"localedef could not build de_DE.UTF-8 (Debian: the locales package): {p.stderr.strip()}")
+    return d
+
+
+@pytest.fixture(scope="session")
 def no_verbs_dir(tmp_path_factory) -> Path:
     """A directory whose libibverbs.so.1 the loader cannot load."""
     d = tmp_path_factory.mktemp("no-verbs")
@@ -643,6 +678,8 @@ def case_root(case: Case, tree, request) -> Path | None:
 def test_bad_input(case: Case, tree, request, no_verbs_dir):
     root = case_root(case, tree, request)
     env = {k: v.replace("@NOVERBS@", str(no_verbs_dir)) for k, v in case.env.items()}
+    if "@LOCPATH@" in env.get("LOCPATH", ""):
+        env["LOCPATH"] = str(request.getfixturevalue("decimal_comma_locale"))
     code = BODY.format(prepare=case.prepare, action=case.action)
     out = run_child(code, root, env)
     o = out["outcome"]

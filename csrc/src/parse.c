@@ -79,11 +79,34 @@ int nmb__parse_state(const char *text)
     return (int)v;
 }
 
+/* A decimal number as sysfs prints it ("400", "2.5", "32.0"), read without
+ * strtod: strtod follows LC_NUMERIC, so in a program that set a
+ * decimal-comma locale (setlocale(LC_ALL, "") under de_DE) "2.5" read as 2
+ * and the rest as garbage. No sign, exponent, hex, inf or nan: the kernel
+ * writes none. Leading blanks are skipped, as strtod did. -1 when no digit. */
+static double parse_decimal(const char *text, const char **end)
+{
+    const char *p = text;
+    double v = 0, frac = 0, den = 1;
+    int digits = 0;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    for (; isdigit((unsigned char)*p); p++, digits++)
+        if (v < 1e12)
+            v = v * 10 + (*p - '0');
+    if (*p == '.')
+        for (p++; isdigit((unsigned char)*p); p++, digits++)
+            if (den < 1e15) /* the fraction once, exactly where it can be: 53.125 */
+                frac = frac * 10 + (*p - '0'), den *= 10;
+    *end = digits ? p : text;
+    return digits ? v + frac / den : -1;
+}
+
 double nmb__parse_rate_gbps(const char *text)
 {
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || !(v >= 0) || v > 1e6)
+    const char *end;
+    double v = parse_decimal(text, &end);
+    if (v < 0 || v > 1e6)
         return -1;
     while (*end == ' ')
         end++;
@@ -96,9 +119,9 @@ double nmb__parse_rate_gbps(const char *text)
 
 double nmb__parse_link_speed(const char *text)
 {
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || !(v > 0) || v > 1e4)
+    const char *end;
+    double v = parse_decimal(text, &end);
+    if (!(v > 0) || v > 1e4)
         return 0;
     while (*end == ' ')
         end++;

@@ -27,6 +27,15 @@ int main(void)
     CHECK(nmb__parse_rate_gbps("400 Gb/sec (4X NDR)") == 400.0);
     CHECK(nmb__parse_rate_gbps("2.5 Gb/sec (1X SDR)") == 2.5);
     CHECK(nmb__parse_rate_gbps("fast") < 0);
+    /* Decimals as the kernel prints them, and nothing else strtod took. */
+    CHECK(nmb__parse_rate_gbps("53.125 Gb/sec (1X HDR)") == 53.125);
+    CHECK(nmb__parse_rate_gbps("100 Mb/sec") == 0.1);
+    CHECK(nmb__parse_rate_gbps("1e3 Gb/sec") < 0);
+    CHECK(nmb__parse_rate_gbps("inf Gb/sec") < 0);
+    CHECK(nmb__parse_rate_gbps("0x10 Gb/sec") < 0);
+    CHECK(nmb__parse_rate_gbps("-2 Gb/sec") < 0);
+    CHECK(nmb__parse_link_speed("2.5 GT/s PCIe") == 2.5);
+    CHECK(nmb__parse_link_speed("1e1 GT/s") == 0);
     CHECK(nmb__parse_link_speed("32.0 GT/s PCIe\n") == 32.0);
     CHECK(nmb__parse_link_speed("Unknown") == 0);
     CHECK_INT(nmb__parse_link_layer("InfiniBand\n"), NMB_LINK_INFINIBAND);
