@@ -63,16 +63,25 @@ failed=()
 for layout in $LAYOUTS; do
   log "layout $layout: tests/lab/guest inside the guest"
   "$PY" tools/lab/lab.py layouts | grep "^$layout " || die "unknown layout $layout"
-  start=$(date +%s)
-  set +e
-  "$PY" tools/lab/lab.py run --layout "$layout" --venv "$VENV" --timeout 480 -- \
-    python -m pytest -v -p no:cacheprovider tests/lab/guest
-  rc=$?
-  set -e
+  # A guest that stopped answering (123: QEMU or its kernel froze under
+  # TCG, no watchdog could run) is booted once more, loudly; a second
+  # freeze, a hang the guest's watchdog caught (124) or a failed test is
+  # the stage's failure.
+  for attempt in 1 2; do
+    start=$(date +%s)
+    set +e
+    "$PY" tools/lab/lab.py run --layout "$layout" --venv "$VENV" --timeout 480 -- \
+      python -m pytest -v -p no:cacheprovider tests/lab/guest
+    rc=$?
+    set -e
+    [ "$rc" = 123 ] && [ "$attempt" = 1 ] || break
+    log "layout $layout: THE GUEST STOPPED ANSWERING (QEMU or its kernel froze); booting it once more"
+  done
   case $rc in
-    0) printf '== lab: layout %s passed in %d s\n' "$layout" $(( $(date +%s) - start )) ;;
+    0) printf '== lab: layout %s passed in %d s (attempt %d)\n' "$layout" $(( $(date +%s) - start )) "$attempt" ;;
     125) failed+=("layout $layout: the guest failed to boot or to set itself up; its tests never ran") ;;
-    124) failed+=("layout $layout: the guest did not finish the tests (timeout or crash)") ;;
+    124) failed+=("layout $layout: the guest did not finish the tests (a hang: the watchdog's report is above; or a crash)") ;;
+    123) failed+=("layout $layout: the guest stopped answering twice (QEMU or its kernel froze)") ;;
     *) failed+=("layout $layout: tests failed inside the guest (pytest exit $rc)") ;;
   esac
 done

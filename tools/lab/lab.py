@@ -15,9 +15,12 @@ the guest writes reaches the host but the run directory. The guest has no
 network outside QEMU (its NICs share one internal hub).
 
 Exit status: the command's own; 125 when the guest failed to boot or to set
-itself up (the command never ran), 124 when the command did not finish
-(timeout, guest crash); each with the reason and the guest console's last
-lines on stderr. Standard library only. docs/lab.md has the details.
+itself up (the command never ran); 124 when the command did not finish (it
+ran past its deadline, and the guest's watchdog printed every process's
+state and stopped it, or the guest crashed under it); 123 when the guest
+stopped answering (QEMU or its kernel froze: no heartbeat, no watchdog);
+each with the reason and the guest console's last lines on stderr.
+Standard library only. docs/lab.md has the details.
 """
 from __future__ import annotations
 
@@ -50,7 +53,11 @@ MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_net", "e1000e"
            "rdma_rxe", "ib_uverbs")
 TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "cpio": "cpio", "depmod": "kmod", "modprobe": "kmod",
          "busybox": "busybox-static", "rdma": "iproute2", "apt-get": "apt", "dpkg": "dpkg"}
-BOOT_FAILED, NOT_FINISHED = 125, 124
+BOOT_FAILED, NOT_FINISHED, STOPPED_ANSWERING = 125, 124, 123
+# The guest's own watchdog stops a command this long before the host's
+# timeout (printing every process's state first); a host timeout therefore
+# means the guest itself stopped answering.
+WATCHDOG_MARGIN_S = 45
 
 
 class LabError(Exception):
@@ -310,10 +317,20 @@ def qemu_args(layout: Layout, kernel: Kernel, run_dir: Path, accel: str, append:
           "-device", "virtio-9p-pci,bus=pcie.0,fsdev=hostroot,mount_tag=hostroot",
           "-fsdev", f"local,id=runshare,path={run_dir},security_model=none",
           "-device", "virtio-9p-pci,bus=pcie.0,fsdev=runshare,mount_tag=runshare"]
-    cmdline = f"console=ttyS0 quiet loglevel=4 panic=-1 mitigations=off nblab.run={run_dir} {append}".strip()
+    # No kernel text patching at run time (tsc=reliable, numa_balancing=disable;
+    # docs/lab.md "Frozen guests"): under multi-threaded TCG a vCPU can keep
+    # running a stale translation of a patched static-key site and loop on its
+    # int3 for good. tsc=reliable: no clocksource watchdog, which on an
+    # overcommitted host marks the TSC unstable and flips __sched_clock_stable.
+    # numa_balancing=disable: the tests turn it off, now a no-op.
+    cmdline = (f"console=ttyS0 quiet loglevel=4 panic=-1 mitigations=off tsc=reliable numa_balancing=disable "
+               f"nblab.run={run_dir} {append}").strip()
     a += ["-kernel", str(kernel.image), "-initrd", str(kernel.initramfs), "-append", cmdline,
           "-serial", f"file:{run_dir}/console.log",          # ttyS0: the kernel's console
           "-chardev", "stdio,id=out,signal=off", "-serial", "chardev:out"]  # ttyS1: the command's output
+    qmp = run_dir / "qmp.sock"
+    if len(str(qmp)) < 100:  # a unix socket's path limit; QMP is for tests and debugging only
+        a += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     return a
 
 
@@ -329,7 +346,7 @@ class Result:
     boot_s: float | None     # guest uptime when the command started
     command_s: float | None
     wall_s: float
-    reason: str = ""         # why rc is BOOT_FAILED / NOT_FINISHED
+    reason: str = ""         # why rc is BOOT_FAILED / NOT_FINISHED / STOPPED_ANSWERING
     run_dir: Path | None = None   # kept (console.log, timeline) with keep=True or on failure
 
 
@@ -341,10 +358,11 @@ def default_venv() -> Path | None:
 
 
 def _write_run_dir(run_dir: Path, layout: Layout, argv: list[str], venv: Path | None, rxe: bool,
-                   env: dict[str, str], cwd: Path) -> None:
+                   env: dict[str, str], cwd: Path, deadline: int) -> None:
     shutil.copy(GUEST / "pid1.sh", run_dir / "pid1.sh")
     gpus = len(layout.devices("gpu"))
-    (run_dir / "guest.env").write_text(f"LAB_RXE={int(rxe)}\nLAB_GPUS={gpus}\nLAB_STANDIN_ID={STANDIN_ID}\n")
+    (run_dir / "guest.env").write_text(f"LAB_RXE={int(rxe)}\nLAB_GPUS={gpus}\nLAB_STANDIN_ID={STANDIN_ID}\n"
+                                       f"LAB_DEADLINE={deadline}\n")
     (run_dir / "nics").write_text("".join(f"{layout.nic_mac(i)} {d.name}\n"
                                           for i, (_, _, d) in enumerate(layout.devices("nic"))))
     desc = layout.to_json()
@@ -352,7 +370,8 @@ def _write_run_dir(run_dir: Path, layout: Layout, argv: list[str], venv: Path | 
     (run_dir / "layout.json").write_text(json.dumps(desc, indent=1) + "\n")
     (run_dir / "cwd").write_text(f"{cwd}\n")
     path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    exports = {"PATH": path, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+    # PYTHONFAULTHANDLER: the watchdog's SIGABRT makes every Python print its threads' stacks.
+    exports = {"PATH": path, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONFAULTHANDLER": "1",
                "NUMABIND_LAB": "1", "NUMABIND_LAB_LAYOUT": str(run_dir / "layout.json"),
                "NUMABIND_LAB_RUN": str(run_dir)}
     if venv:
@@ -405,11 +424,16 @@ def _boot_once(layout: Layout, kernel: Kernel, run_dir: Path, accel: str, timeou
 
 def run(layout: Layout, argv: list[str], *, venv: Path | None = None, rxe: bool = True, timeout: float = 600,
         accel: str = "auto", env: dict[str, str] | None = None, cwd: Path | None = None, keep: bool = False,
-        capture: bool = False, append: str = "") -> Result:
+        capture: bool = False, append: str = "", deadline: int | None = None) -> Result:
     """Boots a guest with `layout`, runs `argv` in it, powers it off.
 
     `capture`: return the command's output in Result.output instead of
-    streaming it to stdout. `append`: extra kernel command line."""
+    streaming it to stdout. `append`: extra kernel command line.
+    `deadline`: guest uptime (s) at which the guest's watchdog stops the
+    command, printing every process's state first (default: `timeout`
+    less WATCHDOG_MARGIN_S; 0: no watchdog)."""
+    if deadline is None:
+        deadline = max(0, int(timeout) - WATCHDOG_MARGIN_S) if timeout > 2 * WATCHDOG_MARGIN_S else 0
     kernel = setup()
     chosen = accel
     if accel == "auto":
@@ -421,7 +445,7 @@ def run(layout: Layout, argv: list[str], *, venv: Path | None = None, rxe: bool 
     runs.mkdir(parents=True, exist_ok=True)
     while True:
         run_dir = Path(tempfile.mkdtemp(prefix=f"{layout.name}-", dir=runs))
-        _write_run_dir(run_dir, layout, argv, venv, rxe, env or {}, cwd or Path.cwd())
+        _write_run_dir(run_dir, layout, argv, venv, rxe, env or {}, cwd or Path.cwd(), deadline)
         qrc, out, wall = _boot_once(layout, kernel, run_dir, chosen, timeout, capture, append)
         ready = _read(run_dir / "ready")
         if ready is None and accel == "auto" and chosen == "kvm":
@@ -436,17 +460,26 @@ def run(layout: Layout, argv: list[str], *, venv: Path | None = None, rxe: bool 
         if "is not connected to host network" not in line:  # the hub has no host side, on purpose
             print(f"qemu: {line}", file=sys.stderr)
     rc_text, done = _read(run_dir / "rc"), _read(run_dir / "done")
+    watchdog, heartbeat = _read(run_dir / "watchdog"), _read(run_dir / "heartbeat")
     setup_error = _read(run_dir / "setup-error")
     boot_s = float(ready) if ready else None
     command_s = float(done) - boot_s if done and boot_s is not None else None
     reason = ""
-    if rc_text is not None:
+    if rc_text is not None and watchdog is not None:
+        rc, reason = NOT_FINISHED, (f"the command ran past its deadline (guest uptime {deadline} s); the guest's "
+                                    f"watchdog printed every process's state above and stopped it")
+    elif rc_text is not None:
         rc = int(rc_text)
     elif setup_error:
         rc, reason = BOOT_FAILED, f"guest setup failed, the command did not run: {setup_error}"
     elif ready is None:
         why = f"timed out after {timeout:.0f} s" if qrc is None else f"QEMU exited with {qrc}"
         rc, reason = BOOT_FAILED, f"GUEST FAILED TO BOOT ({why}) before running the command"
+    elif qrc is None and deadline:
+        # The watchdog would have ended the command by now in a live guest.
+        beat = f"its last heartbeat was at uptime {heartbeat} s" if heartbeat else "it never wrote a heartbeat"
+        rc, reason = STOPPED_ANSWERING, (f"THE GUEST STOPPED ANSWERING (timed out after {timeout:.0f} s; {beat}, "
+                                         f"the command started at {ready} s): QEMU or the guest kernel froze")
     else:
         why = f"timed out after {timeout:.0f} s" if qrc is None else f"the guest stopped (QEMU exit {qrc})"
         rc, reason = NOT_FINISHED, f"the command did not finish: {why}"
@@ -497,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--env", type=_env_pair, action="append", default=[], metavar="NAME=VALUE")
     r.add_argument("--keep", action="store_true", help="keep the run directory (console.log, layout.json)")
     r.add_argument("--append", default="", metavar="ARGS", help="extra kernel command line (debugging)")
+    r.add_argument("--deadline", type=int, default=None, metavar="UPTIME",
+                   help=f"guest uptime at which the guest stops the command, printing every process's state "
+                        f"(default: timeout - {WATCHDOG_MARGIN_S}; 0: never)")
     r.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
     args = p.parse_args(argv)
     try:
@@ -522,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         if venv and not (venv / "bin" / "python").exists():
             raise LabError(f"--venv {venv}: no bin/python there")
         res = run(args.layout, command, venv=venv, rxe=args.rxe, timeout=args.timeout, accel=args.accel,
-                  env=dict(args.env), keep=args.keep, append=args.append)
+                  env=dict(args.env), keep=args.keep, append=args.append, deadline=args.deadline)
         return res.rc
     except LabError as e:
         log(f"error: {e}")

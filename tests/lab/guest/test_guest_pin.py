@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from labkit import LiveChild, Spinner, last_cpu, task_cpus
 
@@ -49,7 +52,13 @@ def test_pin_rank_binds_every_thread(layout, rank):
                           "NCCL_IB_HCA": f"={hca}", "UCX_NET_DEVICES": hca}
 
 
+# A launched process that has not answered in LAUNCH_S gets SIGABRT, on
+# which faulthandler prints its threads' Python stacks: a hang fails the test
+# with where it hung instead of stalling the guest until the runner's
+# timeout. (Signal handlers only: faulthandler's timer would add a thread.)
+LAUNCH_S = 150
 LAUNCHED = r"""
+import faulthandler; faulthandler.enable()
 import json, os, sys
 import numpy               # its BLAS starts worker threads of its own
 import numabind
@@ -60,20 +69,36 @@ sys.stdin.readline()
 """
 
 
+def _answer_or_abort(p: subprocess.Popen) -> str:
+    """The launched process's first line; if none comes in LAUNCH_S, its
+    threads' kernel waits and (SIGABRT) Python stacks, as the failure."""
+    ready, _, _ = select.select([p.stdout], [], [], LAUNCH_S)
+    if ready:
+        line = p.stdout.readline()
+        if line:
+            return line
+        p.wait(timeout=30)
+        raise AssertionError(f"the launched process exited {p.returncode} without answering:\n{p.stderr.read()}")
+    waits = {t.name: (t / "wchan").read_text() for t in Path(f"/proc/{p.pid}/task").iterdir()}
+    p.send_signal(signal.SIGABRT)
+    p.wait(timeout=30)
+    raise AssertionError(f"the launched process did not answer in {LAUNCH_S} s; its threads wait in {waits}; "
+                         f"its stacks:\n{p.stderr.read()}")
+
+
 def test_pin_rank_in_a_launched_process_with_library_threads(layout):
     rank = len(layout["ranks"]) - 1
     env = dict(os.environ, LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(len(layout["ranks"])))
     p = subprocess.Popen([sys.executable, "-c", LAUNCHED], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         env=env, text=True)
+                         stderr=subprocess.PIPE, env=env, text=True)
     try:
-        line = p.stdout.readline()
-        assert line, "the launched process died"
-        res = json.loads(line)
+        res = json.loads(_answer_or_abort(p))
         threads = task_cpus(p.pid)
     finally:
         p.stdin.close()
         p.wait(timeout=120)
-    assert p.returncode == 0
+    err = p.stderr.read()
+    assert p.returncode == 0, err
     want = layout["ranks"][rank]["cpus"]
     assert res["source"] == "LOCAL_RANK" and res["cpus"] == want
     assert res["threads_before"] > 1, "numpy started no threads: this test would prove nothing"

@@ -17,6 +17,66 @@ mark() {
     read -r up rest < /proc/uptime
     echo "$up $*" >> "$RUN/timeline"
 }
+# Runs $RUN/cmd.sh, writing the guest's uptime to $RUN/heartbeat every
+# 2 s meanwhile: a host that times out can tell a guest that stopped
+# answering (stale heartbeat) from a command that never ended. Past
+# $LAB_DEADLINE (guest uptime; 0 = none) the command is stopped here, in the
+# guest, after printing every process's threads and where each waits in the
+# kernel, and SIGABRT to the Pythons (faulthandler prints their stacks):
+# a hang leaves its reason in the log instead of a silent host timeout.
+run_command() {
+    local cmd up rest pause rc
+    exec {pause}<> <(:)
+    /bin/bash "$RUN/cmd.sh" > /dev/ttyS1 2>&1 < /dev/null &
+    cmd=$!
+    while kill -0 "$cmd" 2>/dev/null; do
+        read -r up rest < /proc/uptime
+        echo "$up" > "$RUN/heartbeat"
+        if [ "${LAB_DEADLINE:-0}" -gt 0 ] && [ "${up%.*}" -ge "$LAB_DEADLINE" ]; then
+            watchdog "$up" > /dev/ttyS1 2>&1
+            echo "$up" > "$RUN/watchdog"
+            break
+        fi
+        read -r -t 2 -u "$pause"
+    done
+    wait "$cmd"
+    rc=$?
+    [ -e "$RUN/watchdog" ] && rc=124
+    echo "$rc" > "$RUN/rc.tmp"
+}
+watchdog() {
+    local p t args comm line wchan i pythons=()
+    echo
+    echo "== lab watchdog: the command is still running at guest uptime $1 s (deadline $LAB_DEADLINE s)."
+    echo "== Every process, its threads (state, kernel wait channel) and their kernel stacks:"
+    for p in /proc/[0-9]*; do
+        args=()
+        mapfile -d '' args < "$p/cmdline" 2>/dev/null
+        [ ${#args[@]} -gt 0 ] || continue          # a kernel thread
+        [ "${p#/proc/}" = 1 ] && continue           # this script
+        read -r comm < "$p/comm"
+        echo "-- pid ${p#/proc/}: ${args[*]}"
+        [[ $comm == python* ]] && pythons+=("${p#/proc/}")
+        for t in "$p"/task/*; do
+            read -r line < "$t/stat" || continue
+            wchan=""
+            read -r wchan < "$t/wchan"
+            read -r comm < "$t/comm"
+            line=${line##*) }
+            echo "   thread ${t##*/} ($comm): state ${line%% *}, waiting in ${wchan:-(running)}"
+            while read -r line; do echo "      $line"; done < "$t/stack"
+        done
+    done
+    if [ ${#pythons[@]} -gt 0 ]; then
+        echo "== SIGABRT to the Python processes ${pythons[*]} (faulthandler prints each one's threads):"
+        for ((i = ${#pythons[@]} - 1; i >= 0; i--)); do kill -ABRT "${pythons[i]}" 2>/dev/null; done
+        for ((i = 0; i < 10; i++)); do kill -0 "$cmd" 2>/dev/null || break; read -r -t 0.5 -u "$pause"; done
+    fi
+    echo "== lab watchdog: stopping every process"
+    kill -TERM -1 2>/dev/null
+    for ((i = 0; i < 6; i++)); do kill -0 "$cmd" 2>/dev/null || break; read -r -t 0.5 -u "$pause"; done
+    kill -KILL -1 2>/dev/null
+}
 main() {
     export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     export HOME=/root LANG=C.UTF-8 TERM=dumb
@@ -106,8 +166,7 @@ main() {
         read -r up rest < /proc/uptime; echo "$up" > "$RUN/ready"
         read -r dir < "$RUN/cwd"
         cd "$dir" 2>/dev/null || cd /
-        /bin/bash "$RUN/cmd.sh" > /dev/ttyS1 2>&1 < /dev/null
-        echo $? > "$RUN/rc.tmp"
+        run_command
         read -r up rest < /proc/uptime; echo "$up" > "$RUN/done"
         $bb mv "$RUN/rc.tmp" "$RUN/rc"
     fi
