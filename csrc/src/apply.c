@@ -302,6 +302,20 @@ static int migrate_pages_to(const nmb_rank_plan_t *r, nmb_apply_report_t *rep)
     return 0;
 }
 
+/* Puts back the first `count` of the rank's variables as they were before
+ * export_env: the user's value, or unset. */
+static void unexport_env(const nmb_rank_plan_t *r, int count)
+{
+    for (int j = 0; j < count; j++) {
+        if (r->env[j].kept)
+            continue;
+        if (r->env[j].user)
+            setenv(r->env[j].name, r->env[j].user, 1);
+        else
+            unsetenv(r->env[j].name);
+    }
+}
+
 /* Sets the rank's NIC variables that are not kept; on failure unsets those
  * it set. */
 static int export_env(const nmb_rank_plan_t *r)
@@ -311,14 +325,7 @@ static int export_env(const nmb_rank_plan_t *r)
             continue;
         if (setenv(r->env[i].name, r->env[i].value, 1) < 0) {
             int err = -errno;
-            for (int j = 0; j < i; j++) {
-                if (r->env[j].kept)
-                    continue;
-                if (r->env[j].user)
-                    setenv(r->env[j].name, r->env[j].user, 1);
-                else
-                    unsetenv(r->env[j].name);
-            }
+            unexport_env(r, i);
             return nmb__fail(err, "setenv(%s) failed", r->env[i].name);
         }
     }
@@ -345,11 +352,15 @@ int nmb_plan_apply(const nmb_plan_t *plan, int local_rank, unsigned flags, nmb_a
         goto fail;
     if ((err = set_memory(&u, r, report)) < 0)
         goto fail;
-    if ((flags & NMB_APPLY_MIGRATE) && r->mem_policy != NMB_MEM_DEFAULT &&
-        (err = migrate_pages_to(r, report)) < 0)
-        goto fail;
     if ((flags & NMB_APPLY_EXPORT_ENV) && (err = export_env(r)) < 0)
         goto fail;
+    /* Last: moved pages cannot be moved back, so nothing may fail after. */
+    if ((flags & NMB_APPLY_MIGRATE) && r->mem_policy != NMB_MEM_DEFAULT &&
+        (err = migrate_pages_to(r, report)) < 0) {
+        if (flags & NMB_APPLY_EXPORT_ENV)
+            unexport_env(r, r->num_env);
+        goto fail;
+    }
     free(u.threads);
     return 0;
 fail:

@@ -9,6 +9,7 @@ import json
 import mmap
 import os
 import re
+import struct
 import threading
 import time
 import traceback
@@ -125,6 +126,25 @@ class Pages:
                 counts = {int(k[1:]): int(v) for k, v in (f.split("=") for f in rest if re.fullmatch(r"N\d+=\d+", f))}
                 return {"policy": policy, "pages": counts}
         raise AssertionError(f"no numa_maps line for {self.base:#x}")
+
+
+def refuse_syscall(nr: int, err: int) -> None:
+    """From now on the kernel refuses syscall `nr` with `err` for this
+    thread and the threads it starts (a seccomp filter, x86_64: the lab's
+    guests are). A real refusal, as a container's profile gives."""
+    def op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+        return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
+    audit_arch_x86_64, ld, jeq, ret, allow, errno_ret = 0xC000003E, 0x20, 0x15, 0x06, 0x7FFF0000, 0x00050000
+    prog = b"".join([op(ld, 4), op(jeq, audit_arch_x86_64, 1, 0), op(ret, allow),
+                     op(ld, 0), op(jeq, nr, 0, 1), op(ret, errno_ret | err), op(ret, allow)])
+
+    class Fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    buf = ctypes.create_string_buffer(prog)
+    fprog = Fprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # NO_NEW_PRIVS, SECCOMP
+        raise OSError(ctypes.get_errno(), "seccomp filter refused")
 
 
 # ---- forked probes ----

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from labkit import Pages, format_list, in_child
+from labkit import Pages, format_list, in_child, refuse_syscall, task_cpus
 
 import numabind
 
@@ -96,3 +96,35 @@ def test_migrate_moves_pages_touched_before(layout, rank, migrate):
     else:
         assert res["after"] == [other["id"]] * N
         assert res["report"]["pages_migrated"] is None
+
+
+SYS_MIGRATE_PAGES = 256  # x86_64
+NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES")
+
+
+def _refused_migrate_probe(rank: int, size: int, first_on: list[int]) -> dict:
+    topo = numabind.topology()
+    os.sched_setaffinity(0, first_on)
+    pages = Pages(N)
+    def state() -> dict:
+        return {"cpus": task_cpus(os.getpid()), "policy": pages.numa_maps()["policy"],
+                "env": {k: os.environ.get(k) for k in NIC_VARS}, "pages": pages.nodes()}
+    before = state()
+    refuse_syscall(SYS_MIGRATE_PAGES, 1)  # EPERM
+    try:
+        numabind.pin_rank(rank, local_world_size=size, migrate=True, topology=topo)
+    except numabind.BindingError as e:
+        return {"before": before, "after": state(), "error": str(e), "errno": e.errno}
+    return {"before": before, "after": state(), "error": None}
+
+
+def test_a_refused_migration_leaves_the_process_as_it_was(layout, rank):
+    """Migration is the last step: when the kernel refuses it, the threads'
+    CPUs, the memory policy and the NIC variables are put back and no page
+    has moved."""
+    node = layout["ranks"][rank]["node"]
+    other = elsewhere(layout, node)
+    res = in_child(_refused_migrate_probe, rank, len(layout["ranks"]), other["cpus"])
+    assert res["error"] and "migrate_pages failed" in res["error"] and res["errno"] == 1, res["error"]
+    assert res["before"]["pages"] == [other["id"]] * N
+    assert res["after"] == res["before"]
