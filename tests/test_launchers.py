@@ -397,6 +397,7 @@ def test_bad_launcher_values_name_variable_and_value(env, named, launcher_env, g
         numabind.pin_rank(dry_run=True, topology=topo)
     assert named in str(ei.value)
     assert isinstance(ei.value, ValueError)
+    assert ei.value.variable == named.split("=")[0]   # nmb_last_error_variable(), not the words
 
 
 def test_precedence_innermost_launcher_first(launcher_env):

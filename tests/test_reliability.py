@@ -301,7 +301,7 @@ logging.getLogger("numabind").setLevel(logging.INFO)
 
 def err(e):
     return {"type": type(e).__name__, "mro": [c.__name__ for c in type(e).__mro__], "msg": str(e),
-            "errno": getattr(e, "errno", None)}
+            "errno": getattr(e, "errno", None), "variable": getattr(e, "variable", None)}
 
 def topo():
     return numabind.topology(ROOT) if ROOT else numabind.topology()
@@ -695,6 +695,8 @@ def test_bad_input(case: Case, tree, request, no_verbs_dir):
         assert o["errno"] == case.errno, f"{case.id}: errno {o['errno']}, expected {case.errno}: {o['msg']}"
     for needle in case.says:
         assert needle in o["msg"], f"{case.id}: {needle!r} not in {o['msg']!r}"
+    if case.error == "EnvironmentValueError":   # the core named the variable, one the case set
+        assert o["variable"] in case.env, f"{case.id}: variable {o['variable']!r}, case sets {list(case.env)}"
     if "drop_dac_override" in case.prepare:
         assert out["probe"] == "PermissionError", "the file was readable: the case proves nothing"
     if case.id == "numa-unavailable":

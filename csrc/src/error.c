@@ -5,6 +5,7 @@
 #include "internal.h"
 
 static _Thread_local char last_error[1024];
+static _Thread_local const char *last_error_variable;
 
 int nmb__fail(int err, const char *fmt, ...)
 {
@@ -12,17 +13,34 @@ int nmb__fail(int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    last_error_variable = NULL;
+    return err;
+}
+
+int nmb__fail_env(const char *variable, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    last_error_variable = variable;
     return err;
 }
 
 void nmb__clear_error(void)
 {
     last_error[0] = '\0';
+    last_error_variable = NULL;
 }
 
 const char *nmb_last_error(void)
 {
     return last_error;
+}
+
+const char *nmb_last_error_variable(void)
+{
+    return last_error_variable;
 }
 
 const char *nmb_strerror(int err)

@@ -16,6 +16,10 @@
 /* Records a printf-style detail for nmb_last_error() and returns `err`
  * (a negative errno), so failing paths read `return nmb__fail(-EINVAL, ...)`. */
 NMB_HIDDEN int nmb__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same, for a bad value of environment variable `variable` (a string
+ * with static storage), which nmb_last_error_variable() then returns. */
+NMB_HIDDEN int nmb__fail_env(const char *variable, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 NMB_HIDDEN void nmb__clear_error(void);
 
 /* ---- an arena that owns every string and array of one topology ---- */

@@ -111,7 +111,7 @@ static int env_count(const char *name, int minimum, int *out)
         return -ENOENT;
     long n = count_at(v, &end);
     if (n < minimum || *end)
-        return nmb__fail(-EINVAL, "%s='%.64s' is not a %s integer", name, v,
+        return nmb__fail_env(name, -EINVAL, "%s='%.64s' is not a %s integer", name, v,
                          minimum ? "positive" : "non-negative");
     *out = (int)n;
     return 0;
@@ -152,16 +152,16 @@ static int slurm_tasks(const char *name, int node, int *out)
     if (mine < 0 && same)
         mine = first; /* every node has this count: which one we are does not matter */
     if (mine < 0 && node < 0)
-        return nmb__fail(-EINVAL, "%s='%.64s' differs between nodes and SLURM_NODEID is not set", name, v);
+        return nmb__fail_env(name, -EINVAL, "%s='%.64s' differs between nodes and SLURM_NODEID is not set", name, v);
     if (mine < 0)
-        return nmb__fail(-EINVAL, "%s='%.64s' names %ld nodes; SLURM_NODEID='%d' is not one of them", name, v,
+        return nmb__fail_env(name, -EINVAL, "%s='%.64s' names %ld nodes; SLURM_NODEID='%d' is not one of them", name, v,
                          index, node);
     if (mine < 1)
-        return nmb__fail(-EINVAL, "%s='%.64s' gives node %d no task", name, v, node < 0 ? 0 : node);
+        return nmb__fail_env(name, -EINVAL, "%s='%.64s' gives node %d no task", name, v, node < 0 ? 0 : node);
     *out = (int)mine;
     return 0;
 bad:
-    return nmb__fail(-EINVAL, "%s='%.64s' is not a Slurm task count list like '4(x2),3'", name, v);
+    return nmb__fail_env(name, -EINVAL, "%s='%.64s' is not a Slurm task count list like '4(x2),3'", name, v);
 }
 
 /* Slurm's local size: the step's tasks on this node, else the job's; the
@@ -219,7 +219,7 @@ int nmb_local_rank_from_env(int *rank, const char **source)
     else if (err < 0)
         return err;
     if (r >= size)
-        return nmb__fail(-EINVAL, "%s='%.64s' is not below %s='%.64s' (local size %d)", l->rank,
+        return nmb__fail_env(l->rank, -EINVAL, "%s='%.64s' is not below %s='%.64s' (local size %d)", l->rank,
                          getenv(l->rank), size_name, getenv(size_name), size);
     *rank = r;
     if (source)

@@ -62,6 +62,7 @@ int main(void)
     CHECK(order[0] == 1 && order[1] == 0);
     CHECK_INT(nmb__parse_cuda_visible("4", uuids, 4, order), -EINVAL);
     CHECK(strstr(nmb_last_error(), "'4'") != NULL);
+    CHECK_STR(nmb_last_error_variable(), "CUDA_VISIBLE_DEVICES");
     CHECK_INT(nmb__parse_cuda_visible("-1", uuids, 4, order), -EINVAL);
     CHECK_INT(nmb__parse_cuda_visible("GPU-aaa", uuids, 4, order), -EINVAL); /* ambiguous */
     CHECK(strstr(nmb_last_error(), "more than one") != NULL);

@@ -101,6 +101,7 @@ static void test_rank_from_env(void)
     clear_launchers();
     CHECK_INT(nmb_local_rank_from_env(&rank, &src), -ENOENT);
     CHECK(strstr(nmb_last_error(), "PMI_LOCAL_RANK") != NULL);
+    CHECK(nmb_last_error_variable() == NULL); /* nothing held a bad value */
     CHECK_INT(nmb_local_world_size_from_env(&rank, &src), -ENOENT);
     /* -ENOENT says what it looked for, not an earlier call's detail
      * (found by csrc/fuzz/fuzz_launcher_env). */
@@ -117,6 +118,10 @@ static void test_rank_from_env(void)
     setenv("LOCAL_RANK", "-1", 1);
     CHECK_INT(nmb_local_rank_from_env(&rank, &src), -EINVAL);
     CHECK(strstr(nmb_last_error(), "LOCAL_RANK='-1'") != NULL);
+    CHECK_STR(nmb_last_error_variable(), "LOCAL_RANK");
+    CHECK_INT(nmb_local_rank_from_env(&rank, NULL), -EINVAL);
+    CHECK_INT(nmb_local_world_size_from_env(NULL, NULL), -EINVAL); /* a failure about no variable */
+    CHECK(nmb_last_error_variable() == NULL);
     static const char *const bad[] = {"", " 1", "+1", "1 ", "0x1", "1(x2)", "1.0", "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         setenv("LOCAL_RANK", bad[i], 1);

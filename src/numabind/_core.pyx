@@ -31,9 +31,12 @@ cdef int check(int rc, str call, type cls=NumabindError) except -1:
         return rc
     cdef str detail = c.nmb_last_error().decode("utf-8", "replace")
     cdef str strerror = c.nmb_strerror(rc).decode()
-    if cls is not BindingError and detail.startswith(("CUDA_VISIBLE_DEVICES", "LOCAL_RANK", "SLURM_",
-                                                       "OMPI_", "MPI_", "PMI_", "LOCAL_WORLD_SIZE")):
-        cls = EnvironmentValueError
+    cdef const char *variable = c.nmb_last_error_variable()
+    if variable != NULL and cls is not BindingError:
+        # The core says which environment variable held the bad value.
+        err = EnvironmentValueError(-rc, strerror, detail, call)
+        err.variable = variable.decode()
+        raise err
     raise cls(-rc, strerror, detail, call)
 
 

@@ -10,6 +10,7 @@ from typing import Sequence
 import numabind
 from numabind import _core
 from numabind.errors import NumabindError
+from numabind.placement import rank_in
 from numabind.topology import Topology
 
 LEGEND = """Legend:
@@ -141,7 +142,7 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
 def _cmd_plan(args: argparse.Namespace) -> int:
     topo = numabind.topology()
     plan = numabind.plan(topology=topo, **_plan_kwargs(args))
-    ranks = plan.ranks if args.local_rank is None else (plan[_rank_in(plan, args.local_rank)],)
+    ranks = plan.ranks if args.local_rank is None else (rank_in(plan.ranks, args.local_rank, "", "plan"),)
     if args.svg:
         rc = _write_svg(args.svg, topo, ranks)
         if rc or args.svg == "-":
@@ -162,13 +163,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         for name, value in r.kept_env.items():
             print(f"rank {r.local_rank}: keeping {name}={value} from the environment")
     return 0
-
-
-def _rank_in(plan, rank: int) -> int:
-    if not 0 <= rank < len(plan):
-        raise numabind.PlacementError(22, "invalid argument",
-                                      f"local rank {rank} is outside the {len(plan)} local ranks planned", "plan")
-    return rank
 
 
 def _cmd_env(args: argparse.Namespace) -> int:

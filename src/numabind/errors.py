@@ -39,4 +39,7 @@ class BindingError(NumabindError):
 class EnvironmentValueError(TopologyError, PlacementError, ValueError):
     """An environment variable numabind honours holds a value that names
     nothing on this machine (``CUDA_VISIBLE_DEVICES=9`` on a 4-GPU box,
-    ``LOCAL_RANK=x``)."""
+    ``LOCAL_RANK=x``); ``variable`` is its name, as the C core reported it
+    (``nmb_last_error_variable()``)."""
+
+    variable: str = ""

@@ -11,6 +11,7 @@ cdef extern from "numabind/numabind.h" nogil:
     const char *nmb_version_string()
     const char *nmb_strerror(int err)
     const char *nmb_last_error()
+    const char *nmb_last_error_variable()
 
     ctypedef struct nmb_bitmap_t:
         uint64_t words[128]

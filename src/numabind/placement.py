@@ -187,6 +187,16 @@ def applied() -> RankPlan | None:
 _applied_pid = 0
 
 
+def rank_in(ranks: Sequence[RankPlan], local_rank: int, origin: str, where: str) -> RankPlan:
+    """ranks[local_rank], or PlacementError naming the rank (and `origin`,
+    where it came from) and how many ranks there are."""
+    if not 0 <= local_rank < len(ranks):
+        raise PlacementError(22, "invalid argument",
+                             f"local rank {local_rank}{origin} is outside the {len(ranks)} local ranks planned",
+                             where)
+    return ranks[local_rank]
+
+
 def resolve_rank(rank: int | None) -> tuple[int, str]:
     """The local rank and where it came from."""
     if rank is not None:
@@ -218,11 +228,7 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
     topo = topology if topology is not None else _process_topology()
     handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
     ranks = _rank_plans(handle)
-    if local_rank >= len(ranks):
-        raise PlacementError(22, "invalid argument",
-                             f"local rank {local_rank} (from {source}) is outside the {len(ranks)} "
-                             f"local ranks planned", "pin_rank")
-    result = replace(ranks[local_rank], rank_source=source)
+    result = replace(rank_in(ranks, local_rank, f" (from {source})", "pin_rank"), rank_source=source)
     if result.note:
         log.warning("local rank %d: %s", local_rank, result.note)
     for name, value in result.kept_env.items():

@@ -43,6 +43,13 @@ NMB_EXPORT const char *nmb_strerror(int err);
  * call. */
 NMB_EXPORT const char *nmb_last_error(void);
 
+/* The environment variable whose value the calling thread's last error was
+ * about ("CUDA_VISIBLE_DEVICES", "LOCAL_RANK", "SLURM_TASKS_PER_NODE", ...),
+ * or NULL when it was about something else: lets a caller tell a bad
+ * environment from a bad machine without reading the detail's words.
+ * Static storage; set and cleared with nmb_last_error(). */
+NMB_EXPORT const char *nmb_last_error_variable(void);
+
 #ifdef __cplusplus
 }
 #endif
