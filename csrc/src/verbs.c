@@ -20,6 +20,10 @@ struct nmb_verbs {
     struct ibv_context *(*open_device)(struct ibv_device *);
     int (*close_device)(struct ibv_context *);
     int (*query_port)(struct ibv_context *, uint8_t, struct _compat_ibv_port_attr *);
+    /* The device last opened, kept open for its next port: a NIC's ports
+     * are queried one after another. */
+    struct ibv_context *ctx;
+    int ctx_index;
 };
 
 nmb_verbs_t *nmb__verbs_open(void)
@@ -54,9 +58,14 @@ int nmb__verbs_query(nmb_verbs_t *v, const char *name, int port, nmb_verbs_port_
     for (int i = 0; v && i < v->count; i++) {
         if (strcmp(v->get_name(v->list[i]), name) != 0)
             continue;
-        struct ibv_context *ctx = v->open_device(v->list[i]);
-        if (!ctx)
+        if (v->ctx && v->ctx_index != i) {
+            v->close_device(v->ctx);
+            v->ctx = NULL;
+        }
+        if (!v->ctx && !(v->ctx = v->open_device(v->list[i])))
             return -ENODEV;
+        v->ctx_index = i;
+        struct ibv_context *ctx = v->ctx;
         struct ibv_port_attr attr;
         memset(&attr, 0, sizeof attr);
         /* As verbs.h's inline ibv_query_port does: the extended op when the
@@ -64,7 +73,6 @@ int nmb__verbs_query(nmb_verbs_t *v, const char *name, int port, nmb_verbs_port_
         struct verbs_context *vctx = verbs_get_ctx_op(ctx, query_port);
         int rc = vctx ? vctx->query_port(ctx, (uint8_t)port, &attr, sizeof attr)
                       : v->query_port(ctx, (uint8_t)port, (struct _compat_ibv_port_attr *)&attr);
-        v->close_device(ctx);
         if (rc != 0)
             return -EIO;
         out->state = attr.state;
@@ -81,6 +89,8 @@ void nmb__verbs_close(nmb_verbs_t *v)
 {
     if (!v)
         return;
+    if (v->ctx)
+        v->close_device(v->ctx);
     v->free_list(v->list);
     dlclose(v->lib);
     free(v);
