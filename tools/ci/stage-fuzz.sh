@@ -28,18 +28,8 @@ APT_PACKAGES=(build-essential cmake ninja-build python3 libnuma-dev libibverbs-d
 
 log() { printf '\n== %s\n' "$*"; }
 
-need_apt() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing system packages: ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=tools/apt.sh
+. tools/apt.sh   # need_apt
 
 need_apt "${APT_PACKAGES[@]}"
 mkdir -p "$OUT"

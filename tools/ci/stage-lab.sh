@@ -29,25 +29,12 @@ T0=$(date +%s)
 log() { printf '\n== lab: %s (%d s into the stage)\n' "$*" $(( $(date +%s) - T0 )); }
 die() { printf '\n!! LAB STAGE FAILED: %s\n' "$*" >&2; exit 1; }
 
-need_apt() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  # The guest kernel is fetched with apt-get download: the lists must know it.
-  if [ ${#missing[@]} -eq 0 ] && apt-cache show linux-image-amd64 >/dev/null 2>&1; then
-    return 0
-  fi
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  log "installing ${missing[*]:-nothing (refreshing the package lists)}"
-  $sudo apt-get update -qq
-  [ ${#missing[@]} -eq 0 ] && return 0
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=tools/apt.sh
+. tools/apt.sh   # need_apt, need_apt_lists
 
 log "packages"
 need_apt "${LAB_APT[@]}"
+need_apt_lists linux-image-amd64   # the guest kernel is fetched with apt-get download
 if ! "$VENV/bin/python" -c "import numabind, pytest" 2>/dev/null; then
   need_apt "${BUILD_APT[@]}"
   log "building numabind into $VENV"
