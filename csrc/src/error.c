@@ -7,13 +7,19 @@
 static _Thread_local char last_error[1024];
 static _Thread_local const char *last_error_variable;
 
+__attribute__((format(printf, 3, 0))) static int vfail(const char *variable, int err, const char *fmt, va_list ap)
+{
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    last_error_variable = variable;
+    return err;
+}
+
 int nmb__fail(int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    err = vfail(NULL, err, fmt, ap);
     va_end(ap);
-    last_error_variable = NULL;
     return err;
 }
 
@@ -21,9 +27,8 @@ int nmb__fail_env(const char *variable, int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    err = vfail(variable, err, fmt, ap);
     va_end(ap);
-    last_error_variable = variable;
     return err;
 }
 
