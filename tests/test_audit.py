@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-import sysfs_tree as st
+from pinkit import two_node_desc
 
 if os.environ.get("CI") == "true":
     import torch  # CI installs it (tools/dev.sh): a skip there would hide these tests
@@ -33,28 +33,6 @@ audit_mod = importlib.import_module("numabind.audit")  # the module; numabind.au
 
 TWO_HOST_RANKS = 4
 HOSTS = ("nodeA", "nodeB")
-
-
-def two_node_desc() -> dict:
-    d = st.load("plain-2cpu-no-gpu")
-    d["name"] = "two-node-two-gpu"
-    d["cpu"]["nodes"] = [{"id": 0, "cpus": "0", "socket": 0, "mem_mib": 12000},
-                         {"id": 1, "cpus": "1", "socket": 0, "mem_mib": 12000}]
-    d["cpu"].pop("distances", None)
-    d["allowed"] = {"cpus": "0-1", "mems": "0-1"}
-    nic = {"kind": "nic", "link_layer": "InfiniBand", "state": "ACTIVE", "rate": "400 Gb/sec (4X NDR)",
-           "vendor": "0x15b3", "device": "0x1021"}
-    d["pci"] = [
-        {"root": "pci0000:00", "numa": 0, "devices": [
-            {"bdf": "0000:00:04.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
-            {"bdf": "0000:00:06.0", "ibdev": "mlx5_0", "netdev": "ib0", **nic}]},
-        {"root": "pci0000:80", "numa": 1, "devices": [
-            {"bdf": "0000:80:04.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
-            {"bdf": "0000:80:06.0", "ibdev": "mlx5_1", "netdev": "ib1", **nic}]},
-    ]
-    d["expected"] = {"gpus": [{"bdf": "0000:00:04.0", "numa": 0, "hca": "mlx5_0"},
-                              {"bdf": "0000:80:04.0", "numa": 1, "hca": "mlx5_1"}]}
-    return d
 
 
 @pytest.fixture(scope="module")

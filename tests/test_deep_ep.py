@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from test_audit import two_node_desc
+from pinkit import two_node_desc
 
 if os.environ.get("CI") == "true":
     import torch  # CI installs it (tools/dev.sh): a skip there would hide these tests

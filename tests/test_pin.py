@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -27,63 +26,27 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+import pinkit  # noqa: E402
 import sysfs_tree as st  # noqa: E402
+from pinkit import NIC_VARS, ONLINE_NODES, needs_cpus, needs_numa, two_gpu_desc  # noqa: E402
+# the autouse guard: imported here, it guards every test of this file
+from pinkit import _pytest_process_untouched  # noqa: E402,F401
 
 RANK_VARS = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")
 SIZE_VARS = ("LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
-NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES")
 
 # MPOL_* as the kernel numbers them (include/uapi/linux/mempolicy.h)
 MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE, MPOL_LOCAL = range(5)
 
-
-def _online_nodes() -> list[int] | None:
-    try:
-        return st.parse_cpulist(Path("/sys/devices/system/node/online").read_text())
-    except OSError:
-        return None
-
-
-ONLINE_NODES = _online_nodes()
-HAVE_CPUS_0_1 = {0, 1} <= os.sched_getaffinity(0)
-
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux affinity and mempolicy"),
-    pytest.mark.skipif(not HAVE_CPUS_0_1, reason="needs CPUs 0 and 1 in this process's affinity"),
+    needs_cpus,
 ]
-needs_numa = pytest.mark.skipif(not ONLINE_NODES or 0 not in ONLINE_NODES,
-                                reason="needs a NUMA-enabled kernel with node 0")
-
-
-@pytest.fixture(autouse=True)
-def _pytest_process_untouched():
-    before = os.sched_getaffinity(0)
-    yield
-    assert os.sched_getaffinity(0) == before, "a test changed the pytest process's affinity"
 
 
 # --------------------------------------------------------------------------
-# descriptions and trees
+# descriptions and trees (two_gpu_desc: tests/pinkit.py)
 # --------------------------------------------------------------------------
-
-def two_gpu_desc() -> dict:
-    """plain-2cpu-no-gpu with node 0 known and two GPUs plus an IB NIC on it:
-    local_world_size=2 gives rank r CPU r and NIC mlx5_0 port 1."""
-    d = st.load("plain-2cpu-no-gpu")
-    d["name"] = "plain-2cpu-2gpu"
-    root = d["pci"][0]
-    root["numa"] = 0
-    root["devices"] += [
-        {"bdf": "0000:00:04.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
-        {"bdf": "0000:00:05.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
-        {"bdf": "0000:00:06.0", "kind": "nic", "ibdev": "mlx5_0", "netdev": "ib0",
-         "link_layer": "InfiniBand", "state": "ACTIVE", "rate": "400 Gb/sec (4X NDR)",
-         "vendor": "0x15b3", "device": "0x1021"},
-    ]
-    d["expected"] = {"gpus": [{"bdf": "0000:00:04.0", "numa": 0, "hca": "mlx5_0"},
-                              {"bdf": "0000:00:05.0", "numa": 0, "hca": "mlx5_0"}]}
-    return d
-
 
 def missing_node() -> int:
     return max(ONLINE_NODES or [0]) + 1
@@ -119,100 +82,19 @@ def two_gpu_root(pin_trees) -> Path:
 # the child
 # --------------------------------------------------------------------------
 
-PRELUDE = r'''
-import ctypes, json, os, platform, sys, threading, time
-import numabind
-
-NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES")
-# (set_mempolicy, get_mempolicy) syscall numbers
-_NR = {"x86_64": (238, 239), "aarch64": (237, 236), "ppc64le": (261, 260),
-       "s390x": (270, 269)}[platform.machine()]
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-_WORDS = 16
-
-def get_mempolicy():
-    mode = ctypes.c_int(-1)
-    mask = (ctypes.c_ulong * _WORDS)()
-    if _libc.syscall(ctypes.c_long(_NR[1]), ctypes.byref(mode), mask, ctypes.c_ulong(_WORDS * 64),
-                     ctypes.c_void_p(0), ctypes.c_ulong(0)) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "get_mempolicy: " + os.strerror(e))
-    return [mode.value, [i for i in range(_WORDS * 64) if mask[i // 64] >> (i % 64) & 1]]
-
-def set_mempolicy(mode, nodes=()):
-    mask = (ctypes.c_ulong * _WORDS)()
-    for n in nodes:
-        mask[n // 64] |= 1 << (n % 64)
-    if _libc.syscall(ctypes.c_long(_NR[0]), ctypes.c_long(mode),
-                     mask if nodes else ctypes.c_void_p(0),
-                     ctypes.c_ulong(_WORDS * 64 + 1 if nodes else 0)) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "set_mempolicy: " + os.strerror(e))
-
-def affinities():
-    """tid -> Cpus_allowed_list of every live thread of this process."""
-    out = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/status") as f:
-                text = f.read()
-        except OSError:
-            continue     # exited meanwhile
-        for line in text.splitlines():
-            if line.startswith("Cpus_allowed_list:"):
-                out[tid] = line.split(":", 1)[1].strip()
-    return out
-
-def nic_env():
-    return {k: os.environ.get(k) for k in NIC_VARS}
-
-HOLD = threading.Event()
-
-def idle_threads(masks):
-    """One thread per mask (None: inherit), parked until HOLD."""
-    ts = []
-    for m in masks:
-        t = threading.Thread(target=HOLD.wait, daemon=True)
-        t.start()
-        if m is not None:
-            os.sched_setaffinity(t.native_id, m)
-        ts.append(t)
-    return ts
-
-def state():
-    return {"affinities": affinities(), "mempolicy": get_mempolicy(), "env": nic_env()}
-
-def err(e):
-    return {"type": type(e).__name__, "msg": str(e), "errno": getattr(e, "errno", None),
-            "mro": [c.__name__ for c in type(e).__mro__]}
-
+# get_mempolicy, set_mempolicy (both raise OSError where the kernel refuses),
+# affinities, nic_env, HOLD, idle_threads, state, err, result: tests/pinkit.py
+PRELUDE = pinkit.child_prelude(raise_on_mempolicy_error=True) + r'''
 def plan_dict(r):
     return r.to_dict() | {"report": r.report}
-
-def result(**kw):
-    print("RESULT " + json.dumps(kw), flush=True)
 
 TOPO = numabind.topology(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "-" else None
 '''
 
 
-def child_env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in RANK_VARS + SIZE_VARS + NIC_VARS + ("NUMABIND_FSROOT", "CUDA_VISIBLE_DEVICES",
-                                                           "CUDA_DEVICE_ORDER")}
-    env.update(extra or {})
-    return env
-
-
 def run_child(body: str, root: Path | str | None = None, env: dict | None = None) -> dict:
-    code = PRELUDE + textwrap.dedent(body)
-    p = subprocess.run([sys.executable, "-c", code, str(root) if root else "-"], capture_output=True,
-                       text=True, env=child_env(env), timeout=120)
-    assert p.returncode == 0, f"child failed (rc {p.returncode}):\n{p.stderr}"
-    lines = [line for line in p.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"child printed no result:\n{p.stdout}\n{p.stderr}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return pinkit.run_child(PRELUDE + textwrap.dedent(body), root, env, launcher_vars=RANK_VARS + SIZE_VARS,
+                            timeout=120)
 
 
 def all_threads_on(affinities: dict, cpus: str) -> None:

@@ -18,14 +18,12 @@ to root. Nothing here touches the pytest process's affinity or memory policy.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
 import re
 import resource
 import subprocess
 import sys
-import textwrap
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,59 +36,35 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 import numabind  # noqa: E402
+import pinkit  # noqa: E402
 import sysfs_tree as st  # noqa: E402
+from pinkit import needs_cpus, needs_numa, two_gpu_desc  # noqa: E402
+# the autouse guard: imported here, it guards every test of this file
+from pinkit import _pytest_process_untouched  # noqa: E402,F401
 
 DOC = TESTS.parent / "docs" / "reliability.md"
 RANK_VARS = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK")
 SIZE_VARS = ("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE",
              "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE", "SLURM_NODEID")
-NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES")
-STRIP = RANK_VARS + SIZE_VARS + NIC_VARS + ("NUMABIND_FSROOT", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 
 ARCH = platform.machine()
 SECCOMP_OK = sys.platform.startswith("linux") and ARCH in ("x86_64", "aarch64")
-HAVE_CPUS_0_1 = {0, 1} <= os.sched_getaffinity(0)
-try:
-    HAVE_NODE_0 = 0 in st.parse_cpulist(Path("/sys/devices/system/node/online").read_text())
-except OSError:
-    HAVE_NODE_0 = False
 
-needs_cpus = pytest.mark.skipif(not HAVE_CPUS_0_1, reason="needs CPUs 0 and 1 in this process's affinity")
-needs_numa = pytest.mark.skipif(not HAVE_NODE_0, reason="needs a NUMA kernel with node 0")
 needs_seccomp = pytest.mark.skipif(not SECCOMP_OK, reason="seccomp filters written for x86_64 and aarch64")
-
-
-@pytest.fixture(autouse=True)
-def _pytest_process_untouched():
-    before = os.sched_getaffinity(0)
-    yield
-    assert os.sched_getaffinity(0) == before, "a test changed the pytest process's affinity"
 
 
 # --------------------------------------------------------------------------
 # machines
 # --------------------------------------------------------------------------
 
-def two_gpu_desc() -> dict:
-    """plain-2cpu-no-gpu with node 0 known, two GPUs and an IB NIC on it: two
-    ranks get CPU 0 and CPU 1 of any machine that has them."""
-    d = st.load("plain-2cpu-no-gpu")
-    d["name"] = "rel-2cpu-2gpu"
-    root = d["pci"][0]
-    root["numa"] = 0
-    root["devices"] += [
-        {"bdf": "0000:00:04.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
-        {"bdf": "0000:00:05.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
-        {"bdf": "0000:00:06.0", "kind": "nic", "ibdev": "mlx5_0", "netdev": "ib0",
-         "link_layer": "InfiniBand", "state": "ACTIVE", "rate": "400 Gb/sec (4X NDR)",
-         "vendor": "0x15b3", "device": "0x1021"},
-    ]
-    d["expected"] = {"gpus": []}
-    return d
+def rel_desc() -> dict:
+    """pinkit's two-GPU machine (two ranks get CPU 0 and CPU 1 of any machine
+    that has them) as this file's tree, with no expected GPUs."""
+    return two_gpu_desc(name="rel-2cpu-2gpu", expected=False)
 
 
 def variant(**changes) -> dict:
-    d = two_gpu_desc()
+    d = rel_desc()
     d["name"] = "rel-" + "-".join(sorted(changes))
     for key, value in changes.items():
         if key == "numa":
@@ -189,65 +163,20 @@ def link_out(rel: str, target: str) -> Callable[[Path], None]:
 # the child
 # --------------------------------------------------------------------------
 
-PRELUDE = r'''
-import ctypes, json, logging, os, platform, struct, sys, threading, time
-import numabind
+# NR, libc, WORDS, get_mempolicy (["unreadable", errno] where the kernel
+# refuses), set_mempolicy (returns the syscall's result), affinities, nic_env,
+# HOLD, idle_threads, state, err, result: tests/pinkit.py
+PRELUDE = pinkit.child_prelude(raise_on_mempolicy_error=False) + r'''
+import logging, struct
 
 ROOT = sys.argv[1] if sys.argv[1] != "-" else None
-NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES")
-NR = {"x86_64": dict(set_mempolicy=238, get_mempolicy=239, sched_setaffinity=203, capget=125, capset=126,
-                     arch=0xC000003E),
-      "aarch64": dict(set_mempolicy=237, get_mempolicy=236, sched_setaffinity=122, capget=90, capset=91,
-                      arch=0xC00000B7)}.get(platform.machine(), {})
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-WORDS = 16
-
-def get_mempolicy():
-    mode = ctypes.c_int(-1)
-    mask = (ctypes.c_ulong * WORDS)()
-    if libc.syscall(ctypes.c_long(NR["get_mempolicy"]), ctypes.byref(mode), mask, ctypes.c_ulong(WORDS * 64),
-                    ctypes.c_void_p(0), ctypes.c_ulong(0)) != 0:
-        return ["unreadable", ctypes.get_errno()]
-    return [mode.value, [i for i in range(WORDS * 64) if mask[i // 64] >> (i % 64) & 1]]
-
-def set_mempolicy(mode, nodes=()):
-    mask = (ctypes.c_ulong * WORDS)()
-    for n in nodes:
-        mask[n // 64] |= 1 << (n % 64)
-    return libc.syscall(ctypes.c_long(NR["set_mempolicy"]), ctypes.c_long(mode),
-                        mask if nodes else ctypes.c_void_p(0), ctypes.c_ulong(WORDS * 64 + 1 if nodes else 0))
-
-def affinities():
-    out = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/status") as f:
-                text = f.read()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("Cpus_allowed_list:"):
-                out[tid] = line.split(":", 1)[1].strip()
-    return out
-
-def state():
-    return {"affinities": affinities(), "mempolicy": get_mempolicy(),
-            "env": {k: os.environ.get(k) for k in NIC_VARS}}
-
-HOLD = threading.Event()
 IDLE = []
 
 def baseline():
     """Threads with masks of their own and a memory policy that is not the
     default, so that a change anywhere shows in the snapshot."""
     cpus = sorted(os.sched_getaffinity(0))
-    for m in ({cpus[0]}, {cpus[-1]}, set(cpus[:2]), None):
-        t = threading.Thread(target=HOLD.wait, daemon=True)
-        t.start()
-        if m is not None:
-            os.sched_setaffinity(t.native_id, m)
-        IDLE.append(t)
+    IDLE.extend(idle_threads([{cpus[0]}, {cpus[-1]}, set(cpus[:2]), None]))
     if os.path.isdir("/sys/devices/system/node/node0"):
         set_mempolicy(3, [0])        # MPOL_INTERLEAVE over node 0
 
@@ -299,15 +228,8 @@ class _Logs(logging.Handler):
 logging.getLogger("numabind").addHandler(_Logs())
 logging.getLogger("numabind").setLevel(logging.INFO)
 
-def err(e):
-    return {"type": type(e).__name__, "mro": [c.__name__ for c in type(e).__mro__], "msg": str(e),
-            "errno": getattr(e, "errno", None), "variable": getattr(e, "variable", None)}
-
 def topo():
     return numabind.topology(ROOT) if ROOT else numabind.topology()
-
-def result(**kw):
-    print("RESULT " + json.dumps(kw), flush=True)
 '''
 
 BODY = r'''
@@ -326,19 +248,8 @@ HOLD.set()
 '''
 
 
-def child_env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in STRIP}
-    env.update(extra or {})
-    return env
-
-
 def run_child(code: str, root: Path | None = None, env: dict | None = None, timeout: int = 180) -> dict:
-    p = subprocess.run([sys.executable, "-c", PRELUDE + code, str(root) if root else "-"],
-                       capture_output=True, text=True, env=child_env(env), timeout=timeout)
-    assert p.returncode == 0, f"child failed (rc {p.returncode}):\n{p.stdout}\n{p.stderr}"
-    lines = [line for line in p.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"child printed no result:\n{p.stdout}\n{p.stderr}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return pinkit.run_child(PRELUDE + code, root, env, launcher_vars=RANK_VARS + SIZE_VARS, timeout=timeout)
 
 
 # --------------------------------------------------------------------------
@@ -349,7 +260,7 @@ def run_child(code: str, root: Path | None = None, env: dict | None = None, time
 class Case:
     id: str
     action: str                               # body of action(); may use ROOT, topo()
-    desc: Callable[[], dict] | None = two_gpu_desc   # None: the live host
+    desc: Callable[[], dict] | None = rel_desc       # None: the live host
     damage: tuple = ()                        # functions of the tree's root
     options: dict = field(default_factory=dict)   # sysfs_tree.write_tree options
     env: dict = field(default_factory=dict)
@@ -721,7 +632,7 @@ def test_table_lists_every_case():
 def test_topology_and_plan_from_8_threads_are_identical(tree):
     """The GIL is released inside the C calls: eight threads really read and
     plan at once, on a fixture tree and on this host, and agree."""
-    roots = [tree("dgx-h100"), tree(copy.deepcopy(two_gpu_desc())), None]
+    roots = [tree("dgx-h100"), tree(copy.deepcopy(rel_desc())), None]
     expected = [(numabind.topology(r).to_dict(), numabind.plan(topology=numabind.topology(r)).to_json())
                 for r in roots]
     barrier = threading.Barrier(8)
@@ -783,7 +694,7 @@ HOLD.set()
 
 @needs_cpus
 def test_pin_while_200_threads_start_binds_them_all(tree):
-    out = run_child("baseline()\n" + SPAWN_200, tree(copy.deepcopy(two_gpu_desc())))
+    out = run_child("baseline()\n" + SPAWN_200, tree(copy.deepcopy(rel_desc())))
     during = 0
     for r in out["rounds"]:
         assert r["threads"] >= 201, r
@@ -828,7 +739,7 @@ HOLD.set()
 @needs_cpus
 @needs_numa
 def test_forked_child_plans_and_pins_alone(tree):
-    out = run_child(FORK, tree(copy.deepcopy(two_gpu_desc())))
+    out = run_child(FORK, tree(copy.deepcopy(rel_desc())))
     child = out["child"]
     assert child.get("ok"), child
     assert child["kids_before"] == 1, "a forked child has one thread"
@@ -860,7 +771,7 @@ def test_topology_and_plan_cycles_do_not_grow(tree):
     (tools/ci/stage-fuzz.sh); here the Python objects that own the handles:
     3,000 cycles after a warm-up, and the process's resident set may not
     grow by more than 4 MB (a leaked topology of this tree is ~60 KB)."""
-    root = tree(copy.deepcopy(two_gpu_desc()))
+    root = tree(copy.deepcopy(rel_desc()))
 
     def cycles(n: int) -> None:
         for _ in range(n):
