@@ -3,7 +3,7 @@
  * (full and truncated) against the parser. */
 #include <ctype.h>
 
-#include "fuzz.h"
+#include "reference.h"
 
 /* The documented grammar: optional white space, then entries "N" or "N-M"
  * (N <= M < NMB_BITMAP_BITS) separated by single commas, an optional
@@ -12,11 +12,8 @@
 static int reference(const char *s, nmb_bitmap_t *out)
 {
     nmb_bitmap_zero(out);
-    size_t n = strlen(s), a = 0, b = n;
-    while (a < b && isspace((unsigned char)s[a]))
-        a++;
-    while (b > a && isspace((unsigned char)s[b - 1]))
-        b--;
+    size_t a, b;
+    fuzz_trim(s, &a, &b);
     if (a == b)
         return 0;
     if (s[b - 1] == ',')
@@ -61,38 +58,35 @@ static int reference(const char *s, nmb_bitmap_t *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 65536)
+    struct fuzz_parsed p;
+    if (!fuzz_parse_both(&p, data, size, nmb_bitmap_parse_list, reference))
         return 0;
-    char *s = fuzz_cstr(data, size);
-    nmb_bitmap_t got, want, again;
-    int err = nmb_bitmap_parse_list(&got, s);
-    int ref = reference(s, &want);
-    FUZZ_ASSERT(err == 0 || err == -EINVAL || err == -ERANGE);
-    FUZZ_ASSERT((err == 0) == (ref == 0));
-    if (err < 0) {
-        FUZZ_ASSERT(nmb_bitmap_iszero(&got)); /* a failed parse leaves the set empty */
-        free(s);
+    nmb_bitmap_t again;
+    FUZZ_ASSERT((p.err == 0) == (p.ref == 0));
+    if (p.err < 0) {
+        FUZZ_ASSERT(nmb_bitmap_iszero(&p.got)); /* a failed parse leaves the set empty */
+        free(p.s);
         return 0;
     }
-    FUZZ_ASSERT(nmb_bitmap_equal(&got, &want));
+    FUZZ_ASSERT(nmb_bitmap_equal(&p.got, &p.want));
 
     /* Printing gives the length it needs and text that parses back. */
     static char buf[NMB_BITMAP_BITS * 6];
-    int need = nmb_bitmap_format_list(&got, buf, sizeof buf);
+    int need = nmb_bitmap_format_list(&p.got, buf, sizeof buf);
     FUZZ_ASSERT(need >= 0 && (size_t)need < sizeof buf && strlen(buf) == (size_t)need);
-    FUZZ_ASSERT(nmb_bitmap_parse_list(&again, buf) == 0 && nmb_bitmap_equal(&again, &got));
+    FUZZ_ASSERT(nmb_bitmap_parse_list(&again, buf) == 0 && nmb_bitmap_equal(&again, &p.got));
 
     /* A short buffer: a prefix ending on a whole entry, always terminated. */
     char small[48];
     size_t len = size % sizeof small;
     memset(small, 'X', sizeof small);
-    FUZZ_ASSERT(nmb_bitmap_format_list(&got, len ? small : NULL, len) == need);
+    FUZZ_ASSERT(nmb_bitmap_format_list(&p.got, len ? small : NULL, len) == need);
     if (len) {
         size_t k = strlen(small);
         FUZZ_ASSERT(k < len && strncmp(small, buf, k) == 0);
         FUZZ_ASSERT(k == 0 || buf[k] == '\0' || buf[k] == ',');
-        FUZZ_ASSERT(nmb_bitmap_parse_list(&again, small) == 0 && nmb_bitmap_is_subset(&again, &got));
+        FUZZ_ASSERT(nmb_bitmap_parse_list(&again, small) == 0 && nmb_bitmap_is_subset(&again, &p.got));
     }
-    free(s);
+    free(p.s);
     return 0;
 }

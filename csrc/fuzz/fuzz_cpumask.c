@@ -4,7 +4,7 @@
  * reads them), and against the list form of the same set. */
 #include <ctype.h>
 
-#include "fuzz.h"
+#include "reference.h"
 
 static int hexdigit(int c)
 {
@@ -19,11 +19,8 @@ static int hexdigit(int c)
 static int reference_(const char *s, nmb_bitmap_t *out)
 {
     nmb_bitmap_zero(out);
-    size_t n = strlen(s), a = 0, b = n;
-    while (a < b && isspace((unsigned char)s[a]))
-        a++;
-    while (b > a && isspace((unsigned char)s[b - 1]))
-        b--;
+    size_t a, b;
+    fuzz_trim(s, &a, &b);
     if (b - a >= 2 && s[a] == '0' && (s[a + 1] == 'x' || s[a + 1] == 'X'))
         a += 2;
     if (a == b)
@@ -77,23 +74,20 @@ static int reference(const char *s, nmb_bitmap_t *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 65536)
+    struct fuzz_parsed p;
+    if (!fuzz_parse_both(&p, data, size, nmb_bitmap_parse_mask, reference))
         return 0;
-    char *s = fuzz_cstr(data, size);
-    nmb_bitmap_t got, want, again;
-    int err = nmb_bitmap_parse_mask(&got, s);
-    int ref = reference(s, &want);
-    FUZZ_ASSERT(err == 0 || err == -EINVAL || err == -ERANGE);
-    if (err < 0)
-        FUZZ_ASSERT(nmb_bitmap_iszero(&got));
-    FUZZ_ASSERT(err == ref);
-    FUZZ_ASSERT(nmb_bitmap_equal(&got, &want));
-    if (err == 0) {
+    nmb_bitmap_t again;
+    if (p.err < 0)
+        FUZZ_ASSERT(nmb_bitmap_iszero(&p.got));
+    FUZZ_ASSERT(p.err == p.ref);
+    FUZZ_ASSERT(nmb_bitmap_equal(&p.got, &p.want));
+    if (p.err == 0) {
         /* The same set through the list form. */
         static char buf[NMB_BITMAP_BITS * 6];
-        nmb_bitmap_format_list(&got, buf, sizeof buf);
-        FUZZ_ASSERT(nmb_bitmap_parse_list(&again, buf) == 0 && nmb_bitmap_equal(&again, &got));
+        nmb_bitmap_format_list(&p.got, buf, sizeof buf);
+        FUZZ_ASSERT(nmb_bitmap_parse_list(&again, buf) == 0 && nmb_bitmap_equal(&again, &p.got));
     }
-    free(s);
+    free(p.s);
     return 0;
 }

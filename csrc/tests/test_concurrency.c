@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "common.h"
 #include "internal.h"
 
 static char dgx[4096];
@@ -155,22 +156,6 @@ static void *spawner(void *arg)
     return NULL;
 }
 
-static int all_on(const nmb_bitmap_t *want, int *count)
-{
-    extern int nmb__test_list_tasks(pid_t **out);
-    pid_t *tids;
-    int n = nmb__test_list_tasks(&tids), ok = n > 0;
-    for (int i = 0; i < n; i++) {
-        nmb_bitmap_t m;
-        nmb_bitmap_zero(&m);
-        sched_getaffinity(tids[i], sizeof m, (cpu_set_t *)&m);
-        ok &= nmb_bitmap_equal(&m, want);
-    }
-    free(tids);
-    *count = n;
-    return ok;
-}
-
 static void test_apply_while_threads_start(void)
 {
     nmb_topology_t *t;
@@ -197,7 +182,7 @@ static void test_apply_while_threads_start(void)
         pthread_join(s, NULL);
         int n = 0;
         CHECK_INT(err, 0);
-        if (!all_on(&nmb_plan_rank(p, round % 2)->cpus, &n))
+        if (!all_threads_on(&nmb_plan_rank(p, round % 2)->cpus, &n))
             fprintf(stderr, "round %d: a thread of %d is off the rank's CPUs\n", round, n), nmb_test_failures++;
         CHECK(n >= 201);
         release = 1;
@@ -235,7 +220,7 @@ static void test_fork(void)
         nmb_plan_t *mine;
         int ok = nmb_plan_create(&mine, t, &o) == 0 && nmb_plan_apply(p, 1, 0, NULL) == 0;
         int n = 0;
-        ok = ok && all_on(&nmb_plan_rank(mine, 1)->cpus, &n) && n == 1;
+        ok = ok && all_threads_on(&nmb_plan_rank(mine, 1)->cpus, &n) && n == 1;
         nmb_plan_destroy(mine);
         nmb_plan_destroy(p);
         nmb_topology_destroy(t);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "common.h"
 #include "internal.h"
 
 static const char *trees;
@@ -131,6 +132,25 @@ static void test_rank_from_env(void)
     clear_launchers();
 }
 
+/* Sets RANK_VAR=RANK and SIZE_VAR=SIZE beside the launcher variables already
+ * set, and checks that the rank read is RANK, from RANK_VAR, and the size
+ * read is SIZE, from SIZE_SRC where one is given. */
+static void check_launcher_pair(const char *rank_var, int rank, const char *size_var, int size,
+                                const char *size_src)
+{
+    const char *src = NULL, *got_size_src = NULL;
+    char value[16];
+    snprintf(value, sizeof value, "%d", rank);
+    setenv(rank_var, value, 1);
+    snprintf(value, sizeof value, "%d", size);
+    setenv(size_var, value, 1);
+    CHECK_INT(env_rank(&src), rank);
+    CHECK_STR(src, rank_var);
+    CHECK_INT(env_size(&got_size_src), size);
+    if (size_src)
+        CHECK_STR(got_size_src, size_src);
+}
+
 /* Innermost launcher first; rank and size always from the same launcher. */
 static void test_launcher_precedence(void)
 {
@@ -140,36 +160,18 @@ static void test_launcher_precedence(void)
     setenv("SLURM_LOCALID", "0", 1);
     setenv("SLURM_NODEID", "0", 1);
     setenv("SLURM_TASKS_PER_NODE", "1", 1);
-    setenv("OMPI_COMM_WORLD_LOCAL_RANK", "2", 1);
-    setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4", 1);
-    CHECK_INT(env_rank(&src), 2);
-    CHECK_STR(src, "OMPI_COMM_WORLD_LOCAL_RANK");
-    CHECK_INT(env_size(&size_src), 4);
-    CHECK_STR(size_src, "OMPI_COMM_WORLD_LOCAL_SIZE");
+    check_launcher_pair("OMPI_COMM_WORLD_LOCAL_RANK", 2, "OMPI_COMM_WORLD_LOCAL_SIZE", 4,
+                        "OMPI_COMM_WORLD_LOCAL_SIZE");
     /* Hydra under the same script */
     unsetenv("OMPI_COMM_WORLD_LOCAL_RANK");
     unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    setenv("MPI_LOCALRANKID", "1", 1);
-    setenv("MPI_LOCALNRANKS", "2", 1);
-    CHECK_INT(env_rank(&src), 1);
-    CHECK_STR(src, "MPI_LOCALRANKID");
-    CHECK_INT(env_size(&size_src), 2);
-    CHECK_STR(size_src, "MPI_LOCALNRANKS");
+    check_launcher_pair("MPI_LOCALRANKID", 1, "MPI_LOCALNRANKS", 2, "MPI_LOCALNRANKS");
     /* Cray PALS */
     unsetenv("MPI_LOCALRANKID");
     unsetenv("MPI_LOCALNRANKS");
-    setenv("PMI_LOCAL_RANK", "3", 1);
-    setenv("PMI_LOCAL_SIZE", "8", 1);
-    CHECK_INT(env_rank(&src), 3);
-    CHECK_STR(src, "PMI_LOCAL_RANK");
-    CHECK_INT(env_size(&size_src), 8);
+    check_launcher_pair("PMI_LOCAL_RANK", 3, "PMI_LOCAL_SIZE", 8, NULL);
     /* torchrun inside a one-task srun step: torchrun's pair, never Slurm's size 1 */
-    setenv("LOCAL_RANK", "5", 1);
-    setenv("LOCAL_WORLD_SIZE", "8", 1);
-    CHECK_INT(env_rank(&src), 5);
-    CHECK_STR(src, "LOCAL_RANK");
-    CHECK_INT(env_size(&size_src), 8);
-    CHECK_STR(size_src, "LOCAL_WORLD_SIZE");
+    check_launcher_pair("LOCAL_RANK", 5, "LOCAL_WORLD_SIZE", 8, "LOCAL_WORLD_SIZE");
     /* a rank whose launcher gives no size: no size, not another launcher's */
     unsetenv("LOCAL_WORLD_SIZE");
     CHECK_INT(env_rank(&src), 5);
@@ -285,21 +287,6 @@ static void *idle(void *arg)
     return NULL;
 }
 
-static int all_threads_on(const nmb_bitmap_t *want)
-{
-    pid_t *tids;
-    extern int nmb__test_list_tasks(pid_t **out);
-    int n = nmb__test_list_tasks(&tids), ok = n > 0;
-    for (int i = 0; i < n; i++) {
-        nmb_bitmap_t m;
-        nmb_bitmap_zero(&m);
-        sched_getaffinity(tids[i], sizeof m, (cpu_set_t *)&m);
-        ok &= nmb_bitmap_equal(&m, want);
-    }
-    free(tids);
-    return ok;
-}
-
 static int fail_on_call, calls;
 static int flaky_setaffinity(pid_t tid, size_t size, const cpu_set_t *mask)
 {
@@ -344,18 +331,18 @@ static void test_apply_live(void)
     /* Rank 1 of 2: every thread on CPU 1. */
     nmb_apply_report_t rep;
     CHECK_INT(nmb_plan_apply(p, 1, 0, &rep), 0);
-    CHECK(all_threads_on(&nmb_plan_rank(p, 1)->cpus));
+    CHECK(all_threads_on(&nmb_plan_rank(p, 1)->cpus, NULL));
     CHECK_INT(rep.threads, 5);
 
     /* The third setaffinity fails: the two threads already moved go back. */
     CHECK_INT(nmb_plan_apply(p, 0, 0, NULL), 0);
-    CHECK(all_threads_on(&cpu0));
+    CHECK(all_threads_on(&cpu0, NULL));
     fail_on_call = 3, calls = 0;
     nmb__sys.setaffinity = flaky_setaffinity;
     CHECK_INT(nmb_plan_apply(p, 1, 0, NULL), -EPERM);
     CHECK(strstr(nmb_last_error(), "sched_setaffinity") != NULL);
     nmb__sys.setaffinity = sched_setaffinity;
-    CHECK(all_threads_on(&cpu0));
+    CHECK(all_threads_on(&cpu0, NULL));
 
     /* A plan from a 224-CPU machine: the kernel keeps only CPUs 0-1, the
      * read-back catches it, and every thread returns to CPU 0. */
@@ -363,7 +350,7 @@ static void test_apply_live(void)
     nmb_plan_t *big;
     CHECK_INT(nmb_plan_create(&big, dgx, NULL), 0);
     CHECK_INT(nmb_plan_apply(big, 0, 0, NULL), -EIO);
-    CHECK(all_threads_on(&cpu0));
+    CHECK(all_threads_on(&cpu0, NULL));
 
     /* set_mempolicy refused after every thread was bound: all restored. */
     int mode_before;
@@ -381,7 +368,7 @@ static void test_apply_live(void)
     CHECK_INT(nmb_plan_apply(big, 0, 0, NULL), -EPERM);
     CHECK(strstr(nmb_last_error(), "set_mempolicy") != NULL);
     CHECK(strstr(nmb_last_error(), "seccomp") != NULL);
-    CHECK(all_threads_on(&cpu0));
+    CHECK(all_threads_on(&cpu0, NULL));
     int mode_after;
     nmb_bitmap_t mask_after;
     nmb_bitmap_zero(&mask_after);
