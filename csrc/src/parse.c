@@ -196,6 +196,11 @@ static size_t next_entry(const char **p, char *buf, size_t len)
     return n;
 }
 
+/* A bad CUDA_VISIBLE_DEVICES: -EINVAL with a detail that quotes it, and
+ * nmb_last_error_variable() naming it. */
+#define CVD "CUDA_VISIBLE_DEVICES"
+#define bad_cvd(...) nmb__fail_env(CVD, -EINVAL, __VA_ARGS__)
+
 int nmb__parse_cuda_visible(const char *text, const char *const *uuids, int num, int *order)
 {
     const char *p = text;
@@ -207,26 +212,21 @@ int nmb__parse_cuda_visible(const char *text, const char *const *uuids, int num,
         return 0; /* CUDA_VISIBLE_DEVICES="" hides every GPU */
     for (;;) {
         if (next_entry(&p, entry, sizeof entry) == (size_t)-1)
-            return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL, "CUDA_VISIBLE_DEVICES entry '%.40s...' is too long to name a GPU", p);
+            return bad_cvd(CVD " entry '%.40s...' is too long to name a GPU", p);
         int found = -1;
         if (!entry[0])
-            return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL, "CUDA_VISIBLE_DEVICES='%.200s': empty entry", text);
+            return bad_cvd(CVD "='%.200s': empty entry", text);
         if (isdigit((unsigned char)entry[0]) || entry[0] == '-' || entry[0] == '+') {
             char *end;
             errno = 0;
             long v = strtol(entry, &end, 10);
             if (*end || errno)
-                return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL, "CUDA_VISIBLE_DEVICES entry '%s' is not a GPU index or UUID",
-                                 entry);
+                return bad_cvd(CVD " entry '%s' is not a GPU index or UUID", entry);
             if (v < 0 || v >= num)
-                return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL,
-                                 "CUDA_VISIBLE_DEVICES entry '%s' names no GPU (this machine has %d)",
-                                 entry, num);
+                return bad_cvd(CVD " entry '%s' names no GPU (this machine has %d)", entry, num);
             found = (int)v;
         } else if (strncmp(entry, "MIG-", 4) == 0) {
-            return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL,
-                             "CUDA_VISIBLE_DEVICES entry '%s' is a MIG instance; numabind places whole GPUs",
-                             entry);
+            return bad_cvd(CVD " entry '%s' is a MIG instance; numabind places whole GPUs", entry);
         } else if (strncmp(entry, "GPU-", 4) == 0) {
             size_t n = strlen(entry);
             int known = 0;
@@ -236,24 +236,21 @@ int nmb__parse_cuda_visible(const char *text, const char *const *uuids, int num,
                 known++;
                 if (strncmp(uuids[i], entry, n) == 0) {
                     if (found >= 0)
-                        return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL,
-                                         "CUDA_VISIBLE_DEVICES entry '%s' matches more than one GPU",
-                                         entry);
+                        return bad_cvd(CVD " entry '%s' matches more than one GPU", entry);
                     found = i;
                 }
             }
             if (found < 0)
-                return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL, "CUDA_VISIBLE_DEVICES entry '%s' names no GPU%s", entry,
-                                 known ? "" : " (no GPU UUIDs are known here: NVML is absent)");
+                return bad_cvd(CVD " entry '%s' names no GPU%s",
+                               entry, known ? "" : " (no GPU UUIDs are known here: NVML is absent)");
         } else {
-            return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL, "CUDA_VISIBLE_DEVICES entry '%s' is not a GPU index or UUID",
-                             entry);
+            return bad_cvd(CVD " entry '%s' is not a GPU index or UUID", entry);
         }
         for (int i = 0; i < count; i++)
             if (order[i] == found)
-                return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL, "CUDA_VISIBLE_DEVICES entry '%s' repeats a GPU", entry);
+                return bad_cvd(CVD " entry '%s' repeats a GPU", entry);
         if (count >= num)
-            return nmb__fail_env("CUDA_VISIBLE_DEVICES", -EINVAL, "CUDA_VISIBLE_DEVICES='%.200s' lists more GPUs than exist", text);
+            return bad_cvd(CVD "='%.200s' lists more GPUs than exist", text);
         order[count++] = found;
         if (!*p)
             break;

@@ -112,7 +112,7 @@ static int env_count(const char *name, int minimum, int *out)
     long n = count_at(v, &end);
     if (n < minimum || *end)
         return nmb__fail_env(name, -EINVAL, "%s='%.64s' is not a %s integer", name, v,
-                         minimum ? "positive" : "non-negative");
+                             minimum ? "positive" : "non-negative");
     *out = (int)n;
     return 0;
 }
@@ -152,10 +152,11 @@ static int slurm_tasks(const char *name, int node, int *out)
     if (mine < 0 && same)
         mine = first; /* every node has this count: which one we are does not matter */
     if (mine < 0 && node < 0)
-        return nmb__fail_env(name, -EINVAL, "%s='%.64s' differs between nodes and SLURM_NODEID is not set", name, v);
+        return nmb__fail_env(name, -EINVAL, "%s='%.64s' differs between nodes and SLURM_NODEID is not set",
+                             name, v);
     if (mine < 0)
-        return nmb__fail_env(name, -EINVAL, "%s='%.64s' names %ld nodes; SLURM_NODEID='%d' is not one of them", name, v,
-                         index, node);
+        return nmb__fail_env(name, -EINVAL, "%s='%.64s' names %ld nodes; SLURM_NODEID='%d' is not one of them",
+                             name, v, index, node);
     if (mine < 1)
         return nmb__fail_env(name, -EINVAL, "%s='%.64s' gives node %d no task", name, v, node < 0 ? 0 : node);
     *out = (int)mine;
@@ -220,7 +221,7 @@ int nmb_local_rank_from_env(int *rank, const char **source)
         return err;
     if (r >= size)
         return nmb__fail_env(l->rank, -EINVAL, "%s='%.64s' is not below %s='%.64s' (local size %d)", l->rank,
-                         getenv(l->rank), size_name, getenv(size_name), size);
+                             getenv(l->rank), size_name, getenv(size_name), size);
     *rank = r;
     if (source)
         *source = l->rank;
