@@ -431,9 +431,9 @@ def run(layout: Layout, argv: list[str], *, venv: Path | None = None, rxe: bool 
     streaming it to stdout. `append`: extra kernel command line.
     `deadline`: guest uptime (s) at which the guest's watchdog stops the
     command, printing every process's state first (default: `timeout`
-    less WATCHDOG_MARGIN_S; 0: no watchdog)."""
+    less WATCHDOG_MARGIN_S, none for a timeout under twice that; 0: none)."""
     if deadline is None:
-        deadline = max(0, int(timeout) - WATCHDOG_MARGIN_S) if timeout > 2 * WATCHDOG_MARGIN_S else 0
+        deadline = int(timeout) - WATCHDOG_MARGIN_S if timeout > 2 * WATCHDOG_MARGIN_S else 0
     kernel = setup()
     chosen = accel
     if accel == "auto":
