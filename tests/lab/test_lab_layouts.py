@@ -81,7 +81,7 @@ def test_tcg_cpu_reports_its_threads():
     """TCG's default AMD "max" CPU cannot describe SMT (no topoext)."""
     args = lab.qemu_args(LAYOUTS["2node-smt"], KERNEL, Path("/run/x"), "tcg")
     assert args[args.index("-cpu") + 1] == "max,vendor=GenuineIntel"
-    assert args[args.index("-cpu") + 1 - 3:][:2] == ["-accel", "tcg,thread=multi"]
+    assert args[args.index("-cpu") + 1 - 3:][:2] == ["-accel", "tcg,thread=single"]   # docs/lab.md "Frozen guests"
 
 
 def test_a_plain_pytest_run_collects_no_guest_or_boot_test():

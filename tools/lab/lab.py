@@ -273,7 +273,11 @@ def qemu_args(layout: Layout, kernel: Kernel, run_dir: Path, accel: str, append:
     # SMT: every thread would come up as a core of its own. As an Intel CPU
     # it reports its threads through CPUID leaf 0xb, and the guest sees them.
     cpu = "host" if accel == "kvm" else "max,vendor=GenuineIntel"
-    accel_opt = "kvm" if accel == "kvm" else "tcg,thread=multi"
+    # One TCG thread for every vCPU: no vCPU can run a stale translation of
+    # code another vCPU patched (docs/lab.md "Frozen guests"), and on the
+    # 2-core CI machine it is no slower than one thread per vCPU, which
+    # accel "tcg-multi" asks for.
+    accel_opt = {"kvm": "kvm", "tcg-multi": "tcg,thread=multi"}.get(accel, "tcg,thread=single")
     mem = sum(n.mem_mib for n in layout.nodes)
     a = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
          "-machine", "q35", "-accel", accel_opt, "-cpu", cpu,
@@ -317,12 +321,11 @@ def qemu_args(layout: Layout, kernel: Kernel, run_dir: Path, accel: str, append:
           "-device", "virtio-9p-pci,bus=pcie.0,fsdev=hostroot,mount_tag=hostroot",
           "-fsdev", f"local,id=runshare,path={run_dir},security_model=none",
           "-device", "virtio-9p-pci,bus=pcie.0,fsdev=runshare,mount_tag=runshare"]
-    # No kernel text patching at run time (tsc=reliable, numa_balancing=disable;
-    # docs/lab.md "Frozen guests"): under multi-threaded TCG a vCPU can keep
-    # running a stale translation of a patched static-key site and loop on its
-    # int3 for good. tsc=reliable: no clocksource watchdog, which on an
-    # overcommitted host marks the TSC unstable and flips __sched_clock_stable.
-    # numa_balancing=disable: the tests turn it off, now a no-op.
+    # Less kernel text patching at run time (docs/lab.md "Frozen guests"):
+    # tsc=reliable: no clocksource watchdog, which on an overcommitted host
+    # marks the TSC unstable and flips __sched_clock_stable (and leaves the
+    # guest on the slow HPET); numa_balancing=disable: the tests turn it off,
+    # now a no-op.
     cmdline = (f"console=ttyS0 quiet loglevel=4 panic=-1 mitigations=off tsc=reliable numa_balancing=disable "
                f"nblab.run={run_dir} {append}").strip()
     a += ["-kernel", str(kernel.image), "-initrd", str(kernel.initramfs), "-append", cmdline,
@@ -526,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="venv whose bin/ leads PATH in the guest (default: $VIRTUAL_ENV, else .venv)")
     r.add_argument("--no-rxe", dest="rxe", action="store_false", help="no soft-RoCE devices")
     r.add_argument("--timeout", type=float, default=600, help="seconds for boot and command together")
-    r.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    r.add_argument("--accel", choices=("auto", "kvm", "tcg", "tcg-multi"), default="auto",
+                   help="tcg: one host thread for all vCPUs; tcg-multi: one per vCPU (docs/lab.md)")
     r.add_argument("--env", type=_env_pair, action="append", default=[], metavar="NAME=VALUE")
     r.add_argument("--keep", action="store_true", help="keep the run directory (console.log, layout.json)")
     r.add_argument("--append", default="", metavar="ARGS", help="extra kernel command line (debugging)")
