@@ -1,7 +1,8 @@
 """Helpers for the guest tests: the kernel's own view (sysfs, /proc,
 move_pages), and running a probe in a forked child so that pinning it
-leaves the pytest process alone. Standard library and libnuma only: what
-is checked here is read without numabind."""
+leaves the pytest process alone. Standard library, libnuma and the
+fixture writer's list helpers only: what is checked here is read without
+numabind."""
 from __future__ import annotations
 
 import ctypes
@@ -17,29 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The kernel's "0-3,8" lists, read and written as tests/sysfs_tree.py does for
+# the fixture trees (tests/ is on sys.path: tests/conftest.py).
+from sysfs_tree import format_cpulist as format_list
+from sysfs_tree import parse_cpulist as parse_list
+
 PAGE = mmap.PAGESIZE
 SYS = Path("/sys")
-
-
-def parse_list(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.strip().split(","):
-        if part:
-            a, _, b = part.partition("-")
-            out += range(int(a), int(b or a) + 1)
-    return out
-
-
-def format_list(cpus: list[int]) -> str:
-    """[0, 1, 2, 5] -> "0-2,5", as the kernel prints lists."""
-    out, i = [], 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        out.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
-        i = j + 1
-    return ",".join(out)
 
 
 def read(path: str | Path) -> str:
