@@ -34,9 +34,7 @@ cdef int check(int rc, str call, type cls=NumabindError) except -1:
     cdef const char *variable = c.nmb_last_error_variable()
     if variable != NULL and cls is not BindingError:
         # The core says which environment variable held the bad value.
-        err = EnvironmentValueError(-rc, strerror, detail, call)
-        err.variable = variable.decode()
-        raise err
+        raise EnvironmentValueError(-rc, strerror, detail, call, variable.decode())
     raise cls(-rc, strerror, detail, call)
 
 

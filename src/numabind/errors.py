@@ -42,4 +42,6 @@ class EnvironmentValueError(TopologyError, PlacementError, ValueError):
     ``LOCAL_RANK=x``); ``variable`` is its name, as the C core reported it
     (``nmb_last_error_variable()``)."""
 
-    variable: str = ""
+    def __init__(self, errno: int, strerror: str, detail: str = "", call: str = "", variable: str = "") -> None:
+        super().__init__(errno, strerror, detail, call)
+        self.variable = variable
