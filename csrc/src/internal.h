@@ -169,4 +169,28 @@ NMB_HIDDEN int nmb__read_nics(nmb_topology_t *t, unsigned flags);
 /* Distance class between two PCI functions (indices). */
 NMB_HIDDEN int nmb__pci_distance(const nmb_topology_t *t, int a, int b);
 
+/* ---- the plan (plan.c, and its parts plan_cpus.c, plan_nics.c, plan_env.c) ---- */
+
+struct nmb_plan {
+    nmb_arena_t arena;
+    int num_ranks;
+    nmb_rank_plan_t *ranks;
+};
+
+/* The kernel's list form of `s` in buf, or "(empty)". Returns buf's text. */
+NMB_HIDDEN const char *nmb__fmt_list(const nmb_bitmap_t *s, char *buf, size_t len);
+/* Adds a fallback's reason to a rank's note ("first; second"). 0 or -ENOMEM. */
+NMB_HIDDEN int nmb__plan_note(nmb_arena_t *arena, nmb_rank_plan_t *r, const char *why);
+/* plan_cpus.c: the CPUs of the k ranks members[] whose GPUs are on `node`
+ * (-1: locality unknown); `taken` collects what they hold. */
+NMB_HIDDEN int nmb__plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node,
+                                    int *members, int k, nmb_rank_plan_t *ranks, nmb_bitmap_t *taken,
+                                    nmb_arena_t *arena);
+/* plan_nics.c: a NIC's first ACTIVE InfiniBand or Ethernet port, or NULL. */
+NMB_HIDDEN const nmb_nic_port_t *nmb__usable_port(const nmb_nic_t *nic);
+/* plan_nics.c: the NIC index of every physical GPU (-1: none). */
+NMB_HIDDEN int nmb__assign_nics(const nmb_topology_t *t, int *nic_of_gpu);
+/* plan_env.c: rank r's NIC variables. */
+NMB_HIDDEN int nmb__plan_env(nmb_plan_t *plan, const nmb_plan_options_t *o, nmb_rank_plan_t *r);
+
 #endif /* NUMABIND_INTERNAL_H */

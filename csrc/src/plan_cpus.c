@@ -1,0 +1,211 @@
+/* Each rank's CPUs: the ranks of one NUMA node share its allowed CPUs, split
+ * by the CPU policy (exclusive shares of whole cores by default). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The cores held back: the lowest `reserve` cores of each node with
+ * allowed CPUs, where the OS's own interrupts and housekeeping land first. */
+static void reserved_cpus(const nmb_topology_t *t, int reserve, nmb_bitmap_t *out)
+{
+    nmb_bitmap_zero(out);
+    for (int n = 0; reserve > 0 && n < t->num_nodes; n++) {
+        int held = 0;
+        for (int c = 0; c < t->num_cores && held < reserve; c++) {
+            const nmb_core_t *core = &t->cores[c];
+            if (core->node != t->nodes[n].id || !nmb_bitmap_intersects(&core->cpus, &t->allowed_cpus))
+                continue;
+            nmb_bitmap_or(out, out, &core->cpus);
+            held++;
+        }
+    }
+}
+
+/* When the process may use fewer CPUs than are online, a launcher may
+ * have bound it before numabind ran: say so where a plan fails for want
+ * of CPUs, since the cure is on the launcher's command line. */
+static const char *narrowed_hint(const nmb_topology_t *t)
+{
+    if (nmb_bitmap_count(&t->allowed_cpus) >= nmb_bitmap_count(&t->online))
+        return "";
+    return "; this process may use only some online CPUs: if a launcher bound it already, start it "
+           "unbound (mpirun --bind-to none, srun --cpu-bind=none) so every rank plans from the same set";
+}
+
+/* The CPUs a group of ranks on `node` (-1: unknown locality) shares: the
+ * node's (or every online) CPU, allowed, less the reserved cores and, for
+ * the unknown group, less what located ranks already hold (`taken`). */
+static int group_pool(const nmb_topology_t *t, int node, const nmb_bitmap_t *reserved,
+                      const nmb_bitmap_t *taken, nmb_bitmap_t *pool)
+{
+    char a[256], b[256];
+    int idx = nmb_topology_node_index(t, node);
+    nmb_bitmap_and(pool, node >= 0 ? &t->nodes[idx].cpus : &t->online, &t->allowed_cpus);
+    nmb_bitmap_andnot(pool, pool, reserved);
+    if (node < 0 && taken) {
+        nmb_bitmap_t rest;
+        nmb_bitmap_andnot(&rest, pool, taken);
+        if (!nmb_bitmap_iszero(&rest))
+            *pool = rest; /* else share with the located ranks rather than fail */
+    }
+    int reserving = !nmb_bitmap_iszero(reserved);
+    if (nmb_bitmap_iszero(pool)) {
+        if (node >= 0)
+            return nmb__fail(-EINVAL, "NUMA node %d has no allowed CPUs left (node CPUs %s, allowed %s%s)%s",
+                             node, nmb__fmt_list(&t->nodes[idx].cpus, a, sizeof a),
+                             nmb__fmt_list(&t->allowed_cpus, b, sizeof b),
+                             reserving ? ", after reserving cores" : "", narrowed_hint(t));
+        return nmb__fail(-EINVAL, "no allowed CPUs left (allowed %s%s)%s", nmb__fmt_list(&t->allowed_cpus, b, sizeof b),
+                         reserving ? ", after reserving cores" : "", narrowed_hint(t));
+    }
+    return 0;
+}
+
+/* Splits `pool` into k disjoint, contiguous shares of whole cores whose
+ * sizes differ by at most one core. With fewer cores than ranks, splits
+ * CPUs instead (SMT siblings apart) and says so. */
+static int split(const nmb_topology_t *t, const nmb_bitmap_t *pool, int k, int node, nmb_bitmap_t *out,
+                 const char **note)
+{
+    int ncores = 0;
+    for (int c = 0; c < t->num_cores; c++)
+        ncores += nmb_bitmap_intersects(&t->cores[c].cpus, pool);
+    for (int i = 0; i < k; i++)
+        nmb_bitmap_zero(&out[i]);
+    if (ncores >= k) {
+        /* Contiguous runs of whole cores, each run ending where its CPU
+         * count comes closest to an equal share (cores the allowed set cuts
+         * to one CPU weigh one), every rank at least one core. */
+        long total = nmb_bitmap_count(pool), cum = 0;
+        int r = 0, cores_left = ncores;
+        for (int c = 0; c < t->num_cores; c++) {
+            nmb_bitmap_t share;
+            nmb_bitmap_and(&share, &t->cores[c].cpus, pool);
+            long w = nmb_bitmap_count(&share);
+            if (!w)
+                continue;
+            if (r < k - 1 && !nmb_bitmap_iszero(&out[r])) {
+                long target = total * (r + 1);
+                long with = labs(k * (cum + w) - target), without = labs(k * cum - target);
+                if (with > without || cores_left == k - r - 1)
+                    r++;
+            }
+            nmb_bitmap_or(&out[r], &out[r], &share);
+            cum += w;
+            cores_left--;
+        }
+        return 0;
+    }
+    int ncpus = nmb_bitmap_count(pool);
+    if (ncpus < k) {
+        char a[256];
+        char where[64];
+        if (node >= 0)
+            snprintf(where, sizeof where, "NUMA node %d", node);
+        else
+            snprintf(where, sizeof where, "the machine (GPU locality unknown)");
+        return nmb__fail(-EINVAL, "%d ranks share %s but only %d CPUs are allowed there (%s): "
+                                  "more ranks than CPUs; use the 'node' policy to share them%s",
+                         k, where, ncpus, nmb__fmt_list(pool, a, sizeof a), narrowed_hint(t));
+    }
+    int base = ncpus / k, extra = ncpus % k, r = 0, given = 0;
+    for (int cpu = nmb_bitmap_next(pool, 0); cpu >= 0; cpu = nmb_bitmap_next(pool, cpu + 1)) {
+        nmb_bitmap_set(&out[r], cpu);
+        if (++given == base + (r < extra)) {
+            r++;
+            given = 0;
+        }
+    }
+    *note = "fewer cores than ranks: SMT siblings split between ranks";
+    return 0;
+}
+
+/* Every allowed CPU of the packages holding `pool`. Two passes over the
+ * cores, not one per core and package: 8192 cores would take seconds. */
+static int socket_of(const nmb_topology_t *t, const nmb_bitmap_t *pool, nmb_bitmap_t *out)
+{
+    int *packages = malloc((size_t)(t->num_cores ? t->num_cores : 1) * sizeof *packages), n = 0;
+    if (!packages)
+        return -ENOMEM;
+    for (int c = 0; c < t->num_cores; c++) {
+        const nmb_core_t *core = &t->cores[c];
+        int seen = 0;
+        for (int i = n - 1; i >= 0 && !seen; i--) /* the last package seen first: cores come in runs */
+            seen = packages[i] == core->package;
+        if (!seen && nmb_bitmap_intersects(&core->cpus, pool))
+            packages[n++] = core->package;
+    }
+    nmb_bitmap_zero(out);
+    for (int c = 0; c < t->num_cores; c++)
+        for (int i = n - 1; i >= 0; i--)
+            if (t->cores[c].package == packages[i]) {
+                nmb_bitmap_or(out, out, &t->cores[c].cpus);
+                break;
+            }
+    free(packages);
+    nmb_bitmap_and(out, out, &t->allowed_cpus);
+    return 0;
+}
+
+int nmb__plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node, int *members,
+                           int k, nmb_rank_plan_t *ranks, nmb_bitmap_t *taken, nmb_arena_t *arena)
+{
+    nmb_bitmap_t pool, reserved, *shares = calloc((size_t)k, sizeof *shares);
+    const char *note = NULL;
+    int err = 0;
+    if (!shares)
+        return -ENOMEM;
+    if (o->cpu_policy == NMB_CPU_NONE) {
+        for (int i = 0; i < k; i++)
+            shares[i] = t->allowed_cpus;
+        goto done;
+    }
+    reserved_cpus(t, o->reserve_cores, &reserved);
+    if ((err = group_pool(t, node, &reserved, taken, &pool)) < 0)
+        goto out;
+    switch (o->cpu_policy) {
+    case NMB_CPU_NODE:
+        for (int i = 0; i < k; i++)
+            shares[i] = pool;
+        break;
+    case NMB_CPU_SOCKET: {
+        nmb_bitmap_t s;
+        if ((err = socket_of(t, &pool, &s)) < 0)
+            goto out;
+        nmb_bitmap_andnot(&s, &s, &reserved);
+        for (int i = 0; i < k; i++)
+            shares[i] = s;
+        break;
+    }
+    case NMB_CPU_CORE_COMPLEX: {
+        int found = 0;
+        for (int d = 0; d < t->num_l3 && found < k; d++) {
+            nmb_bitmap_t s;
+            nmb_bitmap_and(&s, &t->l3[d].cpus, &pool);
+            if (!nmb_bitmap_iszero(&s))
+                shares[found++] = s;
+        }
+        if (found == k)
+            break;
+        note = "fewer L3 domains than ranks: split the node exclusively instead";
+        __attribute__((fallthrough));
+        /* fall through */
+    }
+    default:
+        if ((err = split(t, &pool, k, node, shares, &note)) < 0)
+            goto out;
+        break;
+    }
+done:
+    for (int i = 0; i < k; i++) {
+        ranks[members[i]].cpus = shares[i];
+        nmb_bitmap_or(taken, taken, &shares[i]);
+        if (note && (err = nmb__plan_note(arena, &ranks[members[i]], note)) < 0)
+            break;
+    }
+out:
+    free(shares);
+    return err;
+}
