@@ -69,8 +69,9 @@ def log(msg: str) -> None:
 
 def bench_pin(c: str | None, trees: dict, reps: int, warm: int) -> dict:
     """Fresh processes, interleaved. Each target: (tree, rank, apply?)."""
+    # No "this host" target: a host without a GPU has no rank to pin (the
+    # host-gpus tree is this host's CPUs with two made-up GPUs).
     targets = {
-        "this host": (None, 0, True),
         "host-gpus": (trees["host-gpus"], 1, True),
         "dgx-h100": (trees["dgx-h100"], 5, False),
         "azure-nd96isr-h100-v5": (trees["azure-nd96isr-h100-v5"], 5, False),
@@ -165,8 +166,8 @@ def bench_exec(c: str | None, trees: dict, reps: int, cpu: str) -> dict:
                                                                   "node:0", "--", true], env()),
         "numabind exec --local-rank 1 -- true (host-gpus tree)": (
             [*numabind, "exec", "--local-rank", "1", "--", true], env(NUMABIND_FSROOT=host)),
-        "numabind exec --local-rank 0 -- true (this host)": ([*numabind, "exec", "--local-rank", "0", "--", true],
-                                                             env()),
+        "numabind exec --local-rank 0 -- true (this host: no GPU, runs unpinned)": (
+            [*numabind, "exec", "--local-rank", "0", "--", true], env()),
         "python -c pass": ([PY, "-c", "pass"], env()),
         "python -c 'import numpy'": ([PY, "-c", "import numpy"], env()),
         "python -c 'import numabind'": ([PY, "-c", "import numabind"], env()),

@@ -21,7 +21,7 @@ import pytest
 
 import sysfs_tree as st
 
-NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES")
+NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES", "EP_NIC_NAME")
 
 
 # --------------------------------------------------------------------------
@@ -57,23 +57,15 @@ def _pytest_process_untouched():
 # --------------------------------------------------------------------------
 
 def two_gpu_desc(name: str = "plain-2cpu-2gpu", expected: bool = True) -> dict:
-    """plain-2cpu-no-gpu with node 0 known and two GPUs plus an IB NIC on it:
-    local_world_size=2 gives rank r CPU r and NIC mlx5_0 port 1, on any
-    machine with CPUs 0 and 1. ``name`` names the tree; ``expected=False``
-    leaves the description's expected GPUs empty."""
-    d = st.load("plain-2cpu-no-gpu")
+    """tests/fixtures/plain-2cpu-2gpu.json: plain-2cpu-no-gpu with node 0
+    known and two GPUs plus an IB NIC on it: local_world_size=2 gives rank r
+    CPU r and NIC mlx5_0 port 1, on any machine with CPUs 0 and 1 (the C
+    tests apply it to this machine too). ``name`` names the tree;
+    ``expected=False`` leaves the description's expected GPUs empty."""
+    d = st.load(Path(__file__).resolve().parent / "fixtures" / "plain-2cpu-2gpu.json")
     d["name"] = name
-    root = d["pci"][0]
-    root["numa"] = 0
-    root["devices"] += [
-        {"bdf": "0000:00:04.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
-        {"bdf": "0000:00:05.0", "kind": "gpu", "vendor": "0x10de", "device": "0x2330"},
-        {"bdf": "0000:00:06.0", "kind": "nic", "ibdev": "mlx5_0", "netdev": "ib0",
-         "link_layer": "InfiniBand", "state": "ACTIVE", "rate": "400 Gb/sec (4X NDR)",
-         "vendor": "0x15b3", "device": "0x1021"},
-    ]
-    d["expected"] = {"gpus": [{"bdf": "0000:00:04.0", "numa": 0, "hca": "mlx5_0"},
-                              {"bdf": "0000:00:05.0", "numa": 0, "hca": "mlx5_0"}] if expected else []}
+    if not expected:
+        d["expected"] = {"gpus": []}
     return d
 
 

@@ -17,12 +17,20 @@ Public API
 CLI (used by ctest to make trees for the C tests)::
 
     python3 tests/sysfs_tree.py DESC.json|NAME OUTDIR [--offline-cpus LIST]
-        [--possible-cpus LIST] [--cgroup-cpus LIST] [--soft-roce RXE=NETDEV]...
-        [--numa-override BDF=N]... [--gpu-uuid BDF=UUID]... [--clean]
+        [--possible-cpus LIST] [--keep-offline-in-node] [--cgroup-cpus LIST]
+        [--cgroup-v1-cpus LIST] [--affinity-cpus LIST] [--soft-roce RXE=NETDEV]...
+        [--numa-override BDF=N]... [--gpu-uuid BDF=UUID]... [--driver-procfs]
+        [--container-gpus BDF,BDF,...] [--clean]
+
+``--container-gpus ''`` is a container given no GPU.  A bad option exits 2 with
+``sysfs_tree: <message>`` on stderr.
 
 Pure standard library; no numabind import.  Everything written is derived from the
 description alone, with made-up but plausible values (GUIDs, MAC addresses, cache
-sizes, meminfo counters) where the description has nothing to say.
+sizes, meminfo counters, GPU UUIDs, IRQs) where the description has nothing to say.
+Besides ``sys/`` and ``proc/self/``, options add ``proc/driver/nvidia/`` and
+``dev/nvidia*`` (device nodes are EMPTY REGULAR FILES standing in for character
+devices) and a ``numabind/`` directory of numabind-specific stand-ins.
 """
 from __future__ import annotations
 
@@ -61,6 +69,73 @@ BDF_RE = re.compile(r"^([0-9a-f]{4}):([0-9a-f]{2}):([01][0-9a-f])\.([0-7])$")
 HOST_BRIDGE_RE = re.compile(r"^pci([0-9a-f]{4}):([0-9a-f]{2})$")
 
 MARKER = ".numabind-fixture"
+
+# ---- NVIDIA driver (open-gpu-kernel-modules, kernel-open/nvidia/nv-procfs.c) ----
+# The release the made-up host runs; "GPU Firmware:" in information names the GSP
+# firmware, which is the driver's own version (open modules always run GSP).
+NV_DRIVER_VERSION = "570.133.20"
+# nv_procfs_read_version(): "NVRM version: %s\n" (pNVRM_ID) and "GCC version:  %s\n"
+# (NV_COMPILER, the last line of `cc -v`, which ends in a space).
+NV_VERSION_TEXT = (
+    f"NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  {NV_DRIVER_VERSION}  "
+    "Release Build  (dvs-builder@U16-I3-B03-4-3)  Fri Mar 14 03:52:26 UTC 2025\n"
+    "GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04) ")
+# nv_procfs_read_params(): "%s: %u\n" for each nv_parms[] entry (kernel-open/nvidia/
+# nv-reg.h, R570 order and defaults), then the string parameters as "%s: \"%s\"\n".
+NV_PARAMS = (
+    ("ResmanDebugLevel", 4294967295), ("RmLogonRC", 1), ("ModifyDeviceFiles", 1),
+    ("DeviceFileUID", 0), ("DeviceFileGID", 0), ("DeviceFileMode", 438),
+    ("InitializeSystemMemoryAllocations", 1), ("UsePageAttributeTable", 4294967295),
+    ("EnableMSI", 1), ("EnablePCIeGen3", 0), ("MemoryPoolSize", 0),
+    ("KMallocHeapMaxSize", 0), ("VMallocHeapMaxSize", 0), ("IgnoreMMIOCheck", 0),
+    ("EnableStreamMemOPs", 0), ("EnableUserNUMAManagement", 1), ("NvLinkDisable", 0),
+    ("RmProfilingAdminOnly", 1), ("PreserveVideoMemoryAllocations", 0),
+    ("EnableS0ixPowerManagement", 0), ("S0ixPowerManagementVideoMemoryThreshold", 256),
+    ("DynamicPowerManagement", 3), ("DynamicPowerManagementVideoMemoryThreshold", 200),
+    ("RegisterPCIDriver", 1), ("EnablePCIERelaxedOrderingMode", 0),
+    ("EnableResizableBar", 0), ("EnableGpuFirmware", 18), ("EnableGpuFirmwareLogs", 2),
+    ("RmNvlinkBandwidthLinkCount", 0), ("EnableDbgBreakpoint", 0),
+    ("OpenRmEnableUnsupportedGpus", 1), ("DmaRemapPeerMmio", 1),
+    ("ImexChannelCount", 2048), ("CreateImexChannel0", 0), ("GrdmaPciTopoCheckOverride", 0),
+)
+NV_STRING_PARAMS = ("RegistryDwords", "RegistryDwordsPerDevice", "RmMsg", "GpuBlacklist",
+                    "TemporaryFilePath", "ExcludedGpus")
+# PCI device id -> (Model as rm_get_device_name() names it, Video BIOS as
+# rm_get_vbios_version() prints it ("%02x.%02x.%02x.%02x.%02x"), DMA address bits).
+NV_GPU_MODELS = {
+    0x2330: ("NVIDIA H100 80GB HBM3", "96.00.99.00.01", 52),
+    0x2335: ("NVIDIA H200", "96.00.af.00.01", 52),
+}
+# rm_get_device_name() answers "Unknown" for an id it does not list.
+NV_UNKNOWN_MODEL = ("Unknown", "??.??.??.??.??", 47)
+NV_README_WARNINGS = (
+    "The NVIDIA graphics driver tries to detect potential problems\n"
+    "with the host system and warns about them using the system's\n"
+    "logging mechanisms. Important warning message are also logged\n"
+    "to dedicated text files in this directory.")
+NV_README_PATCHES = (
+    "The NVIDIA graphics driver's kernel interface files can be\n"
+    "patched to improve compatibility with new Linux kernels or to\n"
+    "fix bugs in these files. When applied, each official patch\n"
+    "provides a short text file with a short description of itself\n"
+    "in this directory.")
+# Driver device nodes a host has and nvc bind-mounts into every container
+# (nvc_info.c lookup_devices(); nvidia-modeset only with the display capability).
+NV_CTL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools")
+
+# cgroup v1 hierarchies of a systemd "hybrid" host (Ubuntu 18.04/20.04, RHEL 8), as
+# /proc/self/cgroup lists them: hierarchy id, controllers; newest hierarchy first
+# (kernel/cgroup/cgroup.c proc_cgroup_show() walks cgroup_roots), the v2 unified
+# hierarchy last as "0::".  The mount point under /sys/fs/cgroup is the
+# controller list as systemd names it; the superblock options are what
+# cgroup1_show_options() prints.
+CGROUP_V1_HIERARCHIES = (
+    (12, "rdma", "rw,rdma"), (11, "freezer", "rw,freezer"),
+    (10, "net_cls,net_prio", "rw,net_cls,net_prio"), (9, "cpu,cpuacct", "rw,cpu,cpuacct"),
+    (8, "cpuset", "rw,cpuset"), (7, "blkio", "rw,blkio"), (6, "devices", "rw,devices"),
+    (5, "pids", "rw,pids"), (4, "memory", "rw,memory"), (3, "perf_event", "rw,perf_event"),
+    (2, "hugetlb", "rw,hugetlb"), (1, "name=systemd", "rw,xattr,name=systemd"),
+)
 
 
 # --------------------------------------------------------------------------
@@ -355,7 +430,9 @@ class _Machine:
         for bdf, numa in (numa_override or {}).items():
             if bdf not in self.functions:
                 raise ValueError(f"numa_override: no PCI function {bdf!r}")
-            if not isinstance(numa, int) or (numa != -1 and numa not in self.node_cpus):
+            # A node that does not exist is allowed: firmware names such nodes
+            # (a _PXM no SRAT entry maps), and the kernel prints what it got.
+            if not isinstance(numa, int) or isinstance(numa, bool) or not -1 <= numa < MAX_NUMNODES:
                 raise ValueError(f"numa_override: bad node {numa!r} for {bdf}")
             self.functions[bdf]["numa"] = numa
 
@@ -366,8 +443,9 @@ class _Machine:
             self._add_functions(d.get("children", []) or [], path, root, numa)
 
     def local_cpus(self, numa: int) -> list[int]:
-        """cpumask a PCI function's local_cpus shows: its node's, all online if -1."""
-        return list(self.online) if numa == -1 else self.node_mask[numa]
+        """cpumask a PCI function's local_cpus shows: its node's, all online if
+        -1, none for a node that does not exist (cpumask_of_node's empty map)."""
+        return list(self.online) if numa == -1 else self.node_mask.get(numa, [])
 
 
 # --------------------------------------------------------------------------
@@ -728,9 +806,11 @@ def _write_soft_roce(root: Path, m: _Machine, soft_roce: dict[str, str], nets: d
         _symlink(root, f"sys/class/infiniband/{rxe}", d)
 
 
-def _write_proc(root: Path, m: _Machine) -> None:
+def _write_proc(root: Path, m: _Machine, affinity: list[int] | None = None) -> None:
     allowed = m.desc.get("allowed") or {}
     cpus = parse_cpulist(allowed.get("cpus", format_cpulist(m.online)))
+    if affinity is not None:
+        cpus = affinity
     mems = parse_cpulist(allowed.get("mems", format_cpulist(n["id"] for n in m.nodes)))
     pid = 4242
     # fs/proc/array.c: "Key:\tvalue"; memory sizes as "%8lu kB".
@@ -777,8 +857,9 @@ def _write_cgroup(root: Path, m: _Machine, cgroup_cpus: str) -> None:
     _write(root, f"{cg}/job/cpuset.mems.effective", format_cpulist(mems))
 
 
-def _write_gpu_uuids(root: Path, m: _Machine, gpu_uuids: dict[str, str]) -> None:
-    lines = []
+def _gpu_uuid_map(m: _Machine, gpu_uuids: dict[str, str]) -> dict[str, str]:
+    """Validate ``gpu_uuids``; return bdf -> ``GPU-<uuid>`` in bdf order."""
+    out = {}
     for bdf in sorted(gpu_uuids):
         f = m.functions.get(bdf)
         if f is None or f["dev"]["kind"] != "gpu":
@@ -786,8 +867,178 @@ def _write_gpu_uuids(root: Path, m: _Machine, gpu_uuids: dict[str, str]) -> None
         u = gpu_uuids[bdf]
         if not re.fullmatch(r"(GPU-)?[0-9a-fA-F-]{8,}", u):
             raise ValueError(f"gpu_uuids: bad uuid {u!r} for {bdf}")
-        lines.append(f"{bdf} {u if u.startswith('GPU-') else 'GPU-' + u}")
+        out[bdf] = u if u.startswith("GPU-") else "GPU-" + u
+    return out
+
+
+def _write_gpu_uuids(root: Path, m: _Machine, gpu_uuids: dict[str, str]) -> None:
+    lines = [f"{bdf} {u}" for bdf, u in _gpu_uuid_map(m, gpu_uuids).items()]
     _write(root, "numabind/gpu-uuids", "\n".join(lines))
+
+
+def _gpus_in_pci_order(m: _Machine) -> list[str]:
+    """The description's GPUs as nvidia.ko probes and numbers them: PCI address
+    order (domain, bus, device, function), so index i gets /dev/nvidia<i>."""
+    return sorted(bdf for bdf, f in m.functions.items() if f["dev"]["kind"] == "gpu")
+
+
+def _derived_gpu_uuid(bdf: str) -> str:
+    """A made-up but stable ``GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`` for a bdf."""
+    h = _digest("gpu-uuid", bdf, n=16).hex()
+    return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _check_container_gpus(m: _Machine, container_gpus: Iterable[str]) -> list[str]:
+    if isinstance(container_gpus, str):
+        raise ValueError(f"container_gpus {container_gpus!r}: want a list of bdfs, not a string")
+    out: list[str] = []
+    for bdf in container_gpus:
+        f = m.functions.get(bdf) if isinstance(bdf, str) else None
+        if f is None or f["dev"]["kind"] != "gpu":
+            raise ValueError(f"container_gpus: {bdf!r} is not a GPU of the description")
+        if bdf in out:
+            raise ValueError(f"container_gpus: {bdf!r} given twice")
+        out.append(bdf)
+    return sorted(out)
+
+
+def _devnode(root: Path, rel: str) -> None:
+    """Stand in for a character device: an EMPTY regular file (tests cannot mknod)."""
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"")
+
+
+def _nv_params(modify_device_files: int) -> str:
+    lines = [f"{name}: {modify_device_files if name == 'ModifyDeviceFiles' else value}"
+             for name, value in NV_PARAMS]
+    lines += [f'{name}: ""' for name in NV_STRING_PARAMS]
+    return "\n".join(lines)
+
+
+def _nv_gpu_information(m: _Machine, bdf: str, minor: int, uuid: str) -> str:
+    """kernel-open/nvidia/nv-procfs.c nv_procfs_read_gpu_info(), line for line."""
+    dev = m.functions[bdf]["dev"]
+    model, vbios, dma_bits = NV_GPU_MODELS.get(
+        _hex_id(dev.get("device", "0xffff"), "device", 16), NV_UNKNOWN_MODEL)
+    bm = BDF_RE.match(bdf)
+    domain, bus, slot, func = (int(x, 16) for x in bm.groups())
+    irq = 16 + int.from_bytes(_digest("irq", bdf, n=2), "big") % 200   # made up
+    return "\n".join([
+        f"Model: \t\t {model}",
+        f"IRQ:   \t\t {irq}",
+        f"GPU UUID: \t {uuid}",
+        f"Video BIOS: \t {vbios}",
+        "Bus Type: \t PCIe",
+        f"DMA Size: \t {dma_bits} bits",
+        f"DMA Mask: \t 0x{(1 << dma_bits) - 1:x}",
+        f"Bus Location: \t {domain:04x}:{bus:02x}:{slot:02x}.{func:x}",
+        f"Device Minor: \t {minor}",
+        f"GPU Firmware: \t {NV_DRIVER_VERSION}",
+        "GPU Excluded:\t No",
+    ])
+
+
+def _write_nvidia(root: Path, m: _Machine, uuids: dict[str, str],
+                  container: list[str] | None) -> None:
+    """/proc/driver/nvidia and /dev/nvidia* of a host (container None) or of a
+    libnvidia-container container given the GPUs ``container``."""
+    base = "proc/driver/nvidia"
+    gpus = _gpus_in_pci_order(m)
+    minor = {bdf: i for i, bdf in enumerate(gpus)}
+    # In a container these three are all of the tmpfs libnvidia-container's
+    # mount_procfs() puts over /proc/driver/nvidia, params copied with
+    # "ModifyDeviceFiles: 1" turned into 0.
+    _write(root, f"{base}/params", _nv_params(1 if container is None else 0))
+    _write(root, f"{base}/version", NV_VERSION_TEXT)
+    _write(root, f"{base}/registry", 'Binary: ""')
+    if container is None:
+        # nv_procfs_init(): the rest of the driver's directory, gpus/ even when empty.
+        _write(root, f"{base}/suspend_depth", "default modeset uvm")
+        _write(root, f"{base}/suspend", "suspend hibernate resume")
+        _write(root, f"{base}/warnings/README", NV_README_WARNINGS)
+        _write(root, f"{base}/patches/README", NV_README_PATCHES)
+        (root / base / "gpus").mkdir(parents=True, exist_ok=True)
+    shown = gpus if container is None else container
+    for bdf in shown:
+        # nv_procfs_add_gpu(): gpus/%04x:%02x:%02x.%1x/{information,registry,...}
+        d = f"{base}/gpus/{bdf}"
+        _write(root, f"{d}/information",
+               _nv_gpu_information(m, bdf, minor[bdf], uuids.get(bdf) or _derived_gpu_uuid(bdf)))
+        _write(root, f"{d}/registry", 'Binary: ""')
+    for name in NV_CTL_NODES:
+        _devnode(root, f"dev/{name}")
+    for bdf in shown:
+        _devnode(root, f"dev/nvidia{minor[bdf]}")
+
+
+def _check_affinity(m: _Machine, affinity_cpus: str, may_use: list[int]) -> list[int]:
+    cpus = parse_cpulist(affinity_cpus, "affinity_cpus")
+    if not cpus:
+        raise ValueError(f"affinity_cpus {affinity_cpus!r} is empty")
+    off = set(cpus) - set(m.online)
+    if off:
+        raise ValueError(f"affinity_cpus {affinity_cpus!r}: cpus {format_cpulist(off)} are not online")
+    out = set(cpus) - set(may_use)
+    if out:
+        raise ValueError(f"affinity_cpus {affinity_cpus!r}: cpus {format_cpulist(out)} are outside "
+                         f"the cpus the process may use ({format_cpulist(may_use)})")
+    return cpus
+
+
+def _container_id(m: _Machine) -> str:
+    return _digest("docker", m.desc.get("name", ""), n=32).hex()
+
+
+def _check_cgroup_v1(m: _Machine, cgroup_v1_cpus: str) -> list[int]:
+    cpus = parse_cpulist(cgroup_v1_cpus, "cgroup_v1_cpus")
+    if not set(cpus) <= set(m.present):
+        raise ValueError(f"cgroup_v1_cpus {cgroup_v1_cpus!r}: not all CPUs are present")
+    # cgroup v1 takes an offlined CPU out of every cpuset's cpus (and refuses
+    # an empty one), so both cpuset.cpus and effective_cpus show online CPUs only.
+    on = [c for c in cpus if c in set(m.online)]
+    if not on:
+        raise ValueError(f"cgroup_v1_cpus {cgroup_v1_cpus!r}: no CPU of it is online")
+    return on
+
+
+def _write_cgroup_v1(root: Path, m: _Machine, cpus: list[int]) -> None:
+    allowed = m.desc.get("allowed") or {}
+    mems = parse_cpulist(allowed.get("mems", format_cpulist(n["id"] for n in m.nodes)))
+    cid = _container_id(m)
+    group = f"/docker/{cid}"
+    # A hybrid host: every v1 hierarchy, and the (controller-less) unified one as 0::.
+    lines = [f"{hid}:{ctrl}:{group}" for hid, ctrl, _ in CGROUP_V1_HIERARCHIES]
+    lines.append(f"0::{group}")
+    _write(root, "proc/self/cgroup", "\n".join(lines))
+    # fs/proc_namespace.c show_mountinfo(): id parent major:minor root mountpoint
+    # options [optional fields] - fstype source superoptions.  The process sees the
+    # whole hierarchies (root "/"), so its cgroup is <mountpoint><path>.
+    mi = [
+        "24 31 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw",
+        "25 31 0:23 / /proc rw,nosuid,nodev,noexec,relatime shared:13 - proc proc rw",
+        "34 24 0:29 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755",
+        "35 34 0:30 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - "
+        "cgroup2 cgroup2 rw,nsdelegate",
+    ]
+    mount_id, dev_minor, shared = 36, 31, 14
+    for _, ctrl, superopts in reversed(CGROUP_V1_HIERARCHIES):
+        where = "systemd" if ctrl == "name=systemd" else ctrl
+        mi.append(f"{mount_id} 34 0:{dev_minor} / /sys/fs/cgroup/{where} "
+                  f"rw,nosuid,nodev,noexec,relatime shared:{shared} - cgroup cgroup {superopts}")
+        mount_id, dev_minor, shared = mount_id + 1, dev_minor + 1, shared + 1
+    _write(root, "proc/self/mountinfo", "\n".join(mi))
+    # Hybrid: every controller is bound to v1, so the unified tree has none.
+    _write(root, "sys/fs/cgroup/unified/cgroup.controllers", "")
+    _write(root, f"sys/fs/cgroup/unified{group}/cgroup.controllers", "")
+    cs = "sys/fs/cgroup/cpuset"
+    # The root cpuset holds the whole machine: online CPUs, nodes with memory (N_MEMORY).
+    with_mem = [n["id"] for n in m.nodes if int(n.get("mem_mib", 0)) > 0]
+    for d, cl, ml in ((cs, m.online, with_mem), (f"{cs}{group}", cpus, mems)):
+        _write(root, f"{d}/cpuset.cpus", format_cpulist(cl))
+        _write(root, f"{d}/cpuset.effective_cpus", format_cpulist(cl))
+        _write(root, f"{d}/cpuset.mems", format_cpulist(ml))
+        _write(root, f"{d}/cpuset.effective_mems", format_cpulist(ml))
 
 
 def write_tree(desc: dict, root: str | os.PathLike, *,
@@ -798,6 +1049,10 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
                numa_override: dict[str, int] | None = None,
                possible_cpus: str | None = None,
                keep_offline_in_node: bool = False,
+               driver_procfs: bool = False,
+               container_gpus: list[str] | None = None,
+               affinity_cpus: str | None = None,
+               cgroup_v1_cpus: str | None = None,
                clean: bool = False) -> None:
     """Write the sysfs/procfs tree for ``desc`` under ``root`` (root stands in for ``/``).
 
@@ -835,26 +1090,131 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
         cpulist: put the process in cgroup v2 ``/job`` (``proc/self/cgroup`` =
         ``0::/job``, a cgroup2 line in ``proc/self/mountinfo``) whose
         ``sys/fs/cgroup/job/cpuset.cpus.effective`` is this list and
-        ``cpuset.mems.effective`` the description's allowed mems.
+        ``cpuset.mems.effective`` the description's allowed mems. As the
+        kernel keeps it, ``proc/self/status``'s affinity then lies inside the
+        cpuset: the description's allowed CPUs within it, else all of it
+        (``affinity_cpus`` narrows it further). The same for cgroup_v1_cpus.
     numa_override
-        ``{bdf: node}``: the ``numa_node`` one function reads (e.g. -1); its
-        ``local_cpus``/``local_cpulist`` follow (-1: all online CPUs).
+        ``{bdf: node}``: the ``numa_node`` one function reads (e.g. -1, or a
+        node the machine does not have, as buggy firmware gives); its
+        ``local_cpus``/``local_cpulist`` follow (-1: all online CPUs; a node
+        that does not exist: none).
+    driver_procfs
+        What the NVIDIA driver (nvidia.ko, open kernel modules, R570) shows on a
+        bare-metal host.  ``proc/driver/nvidia/``: ``version`` (``NVRM version:
+        ...``/``GCC version:  ...``, nv_procfs_read_version()), ``params`` (one
+        ``Name: <u32>`` line per nv_parms[] entry of kernel-open/nvidia/nv-reg.h,
+        then ``Name: "<string>"`` lines; ``ModifyDeviceFiles: 1``), ``registry``
+        (``Binary: ""``), ``suspend``, ``suspend_depth``, ``warnings/README``,
+        ``patches/README`` and ``gpus/`` (present even when empty).  For EVERY
+        GPU of the description ``gpus/<bdf>/information`` and ``gpus/<bdf>/registry``;
+        ``information`` is nv_procfs_read_gpu_info() (kernel-open/nvidia/nv-procfs.c)
+        line for line, e.g.::
+
+            Model: \t\t NVIDIA H100 80GB HBM3
+            IRQ:   \t\t 57
+            GPU UUID: \t GPU-1b0e6f6a-....
+            Video BIOS: \t 96.00.99.00.01
+            Bus Type: \t PCIe
+            DMA Size: \t 52 bits
+            DMA Mask: \t 0xfffffffffffff
+            Bus Location: \t 0000:1b:00.0
+            Device Minor: \t 0
+            GPU Firmware: \t 570.133.20
+            GPU Excluded:\t No
+
+        ``Device Minor`` is the GPU's index among the description's GPUs in PCI
+        address order (nvidia.ko numbers them so at probe); ``GPU UUID`` is the
+        ``gpu_uuids`` entry for the bdf, else ``GPU-`` + a UUID made from the bdf
+        (stable across runs).  Model/Video BIOS/DMA bits come from
+        NV_GPU_MODELS by PCI device id (``Unknown``, as the driver says, for
+        others); IRQ is made up.  Device nodes: ``dev/nvidiactl``,
+        ``dev/nvidia-uvm``, ``dev/nvidia-uvm-tools`` and ``dev/nvidia<minor>`` per
+        GPU.  A device node is stood in for by an EMPTY REGULAR FILE: tests cannot
+        mknod, numabind only checks that the node exists, and ``numabind gather``
+        captures device nodes the same way.  (A GPU-less description still gets
+        the files, with an empty ``gpus/``, although the real nvidia.ko refuses to
+        load without a GPU.)
+    container_gpus
+        List of GPU bdfs: what a process in a container made by
+        libnvidia-container (Docker ``--gpus '"device=4,5,6,7"'``, the Kubernetes
+        NVIDIA device plugin, enroot/pyxis) sees; src/nvc_mount.c.  mount_procfs()
+        puts a tmpfs over ``/proc/driver/nvidia`` holding copies of ``params``
+        (with ``ModifyDeviceFiles: 1`` turned into ``0``), ``version`` and
+        ``registry`` only; mount_procfs_gpu() bind-mounts ``gpus/<bdf>/`` of each
+        selected GPU; mount_device() makes ``dev/nvidiactl``, ``dev/nvidia-uvm``,
+        ``dev/nvidia-uvm-tools`` and each selected GPU's ``dev/nvidia<minor>``,
+        minor being the HOST numbering (GPUs 4-7 of a DGX keep minors 4-7).  An
+        empty list is a container given no GPU (``NVIDIA_VISIBLE_DEVICES=none``):
+        the three files and three nodes, and no ``gpus/`` directory at all (nvc
+        creates it only while bind-mounting a GPU).  sysfs is not namespaced: the
+        rest of the tree (``sys/bus/pci/devices`` ...) still shows every GPU.
+        Every bdf must be a GPU of the description, given once (ValueError).
+        Implies the driver: with driver_procfs too, container_gpus wins.
+    affinity_cpus
+        cpulist: the process's CPU affinity, narrower than what it may use, as a
+        launcher that pre-bound the rank leaves it (mpirun's default binding,
+        ``srun --cpu-bind``, ``taskset``).  Only ``Cpus_allowed``/
+        ``Cpus_allowed_list`` of ``proc/self/status`` change; cgroup cpuset files
+        keep the wider set.  Must be online CPUs within what the process may use
+        (cgroup_cpus/cgroup_v1_cpus if given, else the description's
+        ``allowed.cpus``): sched_setaffinity() cannot leave the cpuset.
+    cgroup_v1_cpus
+        cpulist: like cgroup_cpus for a cgroup v1 ("hybrid") host, as older
+        Docker/Kubernetes nodes have it; the process sits in ``/docker/<id>``
+        (64 hex digits, made up).  ``proc/self/cgroup`` lists every v1 hierarchy
+        (``12:rdma:/docker/<id>`` ... ``8:cpuset:/docker/<id>`` ...
+        ``1:name=systemd:/docker/<id>``) and ``0::/docker/<id>`` for the unified
+        hierarchy; ``proc/self/mountinfo`` has sysfs, proc, the tmpfs on
+        ``/sys/fs/cgroup``, cgroup2 on ``/sys/fs/cgroup/unified`` and one ``cgroup``
+        line per hierarchy (``... / /sys/fs/cgroup/cpuset ... - cgroup cgroup
+        rw,cpuset``), all with root ``/``.  Files:
+        ``sys/fs/cgroup/cpuset/{cpuset.cpus,cpuset.effective_cpus,cpuset.mems,
+        cpuset.effective_mems}`` with the whole machine (online CPUs, nodes with
+        memory), the same four under ``sys/fs/cgroup/cpuset/docker/<id>/`` with
+        this list (less offline CPUs, as v1 drops them) and the description's
+        allowed mems; ``sys/fs/cgroup/unified{,/docker/<id>}/cgroup.controllers``
+        empty (on a hybrid host every controller is on v1).  ``proc/self/status``
+        is unchanged.  cgroup_cpus and cgroup_v1_cpus together: ValueError.
     clean
-        Remove ``sys/``, ``proc/`` and ``numabind/`` under root first, but only if
-        root holds the marker file an earlier write_tree left.
+        Remove ``sys/``, ``proc/``, ``dev/`` and ``numabind/`` under root first,
+        but only if root holds the marker file an earlier write_tree left.
     """
     validate(desc)
     root = Path(root)
     if root.resolve() == Path("/").resolve():
         raise ValueError("refusing to write a fixture tree over /")
-    if clean and (root / MARKER).exists():
-        for sub in ("sys", "proc", "numabind"):
-            shutil.rmtree(root / sub, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
+    if cgroup_cpus is not None and cgroup_v1_cpus is not None:
+        raise ValueError(f"cgroup_cpus {cgroup_cpus!r} and cgroup_v1_cpus {cgroup_v1_cpus!r}: "
+                         "a process sits in a v2 or a v1 cpuset, not both")
     offline = set(parse_cpulist(offline_cpus or "", "offline_cpus"))
     possible = parse_cpulist(possible_cpus, "possible_cpus") if possible_cpus else None
     m = _Machine(desc, offline, possible, keep_offline_in_node, numa_override or {})
+    # Check the new options before anything is written.
+    v1_cpus = _check_cgroup_v1(m, cgroup_v1_cpus) if cgroup_v1_cpus is not None else None
+    container = _check_container_gpus(m, container_gpus) if container_gpus is not None else None
+    uuids = _gpu_uuid_map(m, gpu_uuids) if gpu_uuids else {}
+    affinity = None
+    if affinity_cpus is not None:
+        if cgroup_cpus is not None:
+            may_use = parse_cpulist(cgroup_cpus, "cgroup_cpus")
+        elif v1_cpus is not None:
+            may_use = v1_cpus
+        else:
+            may_use = parse_cpulist((desc.get("allowed") or {}).get("cpus", format_cpulist(m.online)))
+        affinity = _check_affinity(m, affinity_cpus, may_use)
+    elif cgroup_cpus is not None or v1_cpus is not None:
+        # A task moved into a cpuset runs on the CPUs it asked for that the
+        # cpuset holds, else on the whole cpuset (kernel/cgroup/cpuset.c,
+        # cpuset_attach): its affinity never lies outside its cpuset.
+        cpuset = set(parse_cpulist(cgroup_cpus, "cgroup_cpus") if cgroup_cpus is not None else v1_cpus)
+        wanted = set(parse_cpulist((desc.get("allowed") or {}).get("cpus", format_cpulist(m.online))))
+        affinity = sorted((wanted & cpuset or cpuset) & set(m.online))
 
+    if clean and (root / MARKER).exists():
+        for sub in ("sys", "proc", "dev", "numabind"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
     _write_nodes(root, m)
     _write_cpus(root, m)
     _write_pci(root, m)
@@ -862,11 +1222,15 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
     nets = _write_net(root, m)
     if soft_roce:
         _write_soft_roce(root, m, soft_roce, nets)
-    _write_proc(root, m)
+    _write_proc(root, m, affinity)
     if cgroup_cpus is not None:
         _write_cgroup(root, m, cgroup_cpus)
+    if v1_cpus is not None:
+        _write_cgroup_v1(root, m, v1_cpus)
     if gpu_uuids:
         _write_gpu_uuids(root, m, gpu_uuids)
+    if container is not None or driver_procfs:
+        _write_nvidia(root, m, uuids, container)
     (root / MARKER).write_text(desc.get("name", "") + "\n", encoding="utf-8")
 
 
@@ -895,16 +1259,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soft-roce", action="append", metavar="RXE=NETDEV")
     ap.add_argument("--numa-override", action="append", metavar="BDF=NODE")
     ap.add_argument("--gpu-uuid", action="append", metavar="BDF=UUID")
+    ap.add_argument("--driver-procfs", action="store_true",
+                    help="NVIDIA driver's /proc/driver/nvidia and /dev/nvidia* of a host")
+    ap.add_argument("--container-gpus", metavar="BDF,BDF,...",
+                    help="as seen in a libnvidia-container container given these GPUs ('' for none)")
+    ap.add_argument("--affinity-cpus", metavar="LIST",
+                    help="Cpus_allowed_list of proc/self/status (a launcher's binding)")
+    ap.add_argument("--cgroup-v1-cpus", metavar="LIST", help="cpuset of a cgroup v1 /docker/<id>")
     ap.add_argument("--clean", action="store_true", help="remove an earlier fixture tree first")
     a = ap.parse_args(argv)
     try:
         desc = load(a.desc)
         numa = {k: int(v) for k, v in _pairs(a.numa_override, "--numa-override").items()}
+        container = None
+        if a.container_gpus is not None:
+            text = a.container_gpus.strip()
+            container = [b.strip() for b in text.split(",")] if text else []
         write_tree(desc, a.outdir, offline_cpus=a.offline_cpus, possible_cpus=a.possible_cpus,
                    keep_offline_in_node=a.keep_offline_in_node, cgroup_cpus=a.cgroup_cpus,
                    soft_roce=_pairs(a.soft_roce, "--soft-roce") or None,
                    numa_override=numa or None,
-                   gpu_uuids=_pairs(a.gpu_uuid, "--gpu-uuid") or None, clean=a.clean)
+                   gpu_uuids=_pairs(a.gpu_uuid, "--gpu-uuid") or None,
+                   driver_procfs=a.driver_procfs, container_gpus=container,
+                   affinity_cpus=a.affinity_cpus, cgroup_v1_cpus=a.cgroup_v1_cpus,
+                   clean=a.clean)
     except (OSError, ValueError) as e:
         print(f"sysfs_tree: {e}", file=sys.stderr)
         return 2

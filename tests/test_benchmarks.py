@@ -93,9 +93,13 @@ def test_show_vs_nvidia_smi_with_a_stub(tmp_path):
     assert len(res["whole_process_ns"]["numabind show"]) == 2
 
 
-def test_copy_bandwidth_fake():
+def test_copy_bandwidth_fake(tmp_path):
+    # This host has no GPU, so no rank to plan: a tree of its CPUs with two made-up GPUs.
+    import fixtures
+
     p = subprocess.run([sys.executable, str(BENCH / "gpu/copy_bandwidth.py"), "--fake", "--mib", "4",
-                        "--copies", "2"], capture_output=True, text=True, env=ENV, timeout=300)
+                        "--copies", "2"], capture_output=True, text=True,
+                       env={**ENV, "NUMABIND_FSROOT": str(fixtures.host_gpus(tmp_path))}, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     res = _json_line(p.stdout)
     assert res["fake"] and res["gpus"]

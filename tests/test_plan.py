@@ -7,15 +7,19 @@ never from numabind's own output:
 * exclusive (default): a node's allowed CPUs split evenly and disjointly among
   the ranks whose GPUs sit on that node, SMT siblings together, sizes within
   one core's worth of CPUs; node/socket/core-complex/none as documented;
-  ``reserve_cores`` held back per node; unknown locality (numa -1) splits the
-  whole allowed set and reports ``numa_node`` None; a CPU-less node is never
-  a rank's CPU node.
+  ``reserve_cores`` held back per node; unknown locality (numa -1, or a node
+  that does not exist) reports ``numa_node`` None and, under exclusive and
+  core-complex, takes CPUs no other rank holds: the CPUs of nodes without
+  located ranks when there are enough, else a share of the split of the node
+  with the fewest ranks; a CPU-less node is never a rank's CPU node.
 * NIC: node-wide; candidates are ACTIVE ports, InfiniBand preferred over
   Ethernet, slower NICs set aside; each GPU in PCI order takes the closest
   candidate (distance class), then the one with fewest GPUs, then PCI order.
 * env: NVSHMEM_HCA_LIST=<nic>:<port>, NVSHMEM_ENABLE_NIC_PE_MAPPING=1,
-  NCCL_IB_HCA==<nic>:<port>, UCX_NET_DEVICES=<nic>:<port>; user values kept
+  NCCL_IB_HCA= "=" + every candidate NIC in PCI order (one value on every
+  rank), UCX_NET_DEVICES=<nic>:<port>, EP_NIC_NAME=<nic>; user values kept
   (``kept_env``) unless ``override_env``.
+* No GPU visible: no ranks.
 
 Besides the five descriptions' ``expected`` blocks, generated variants
 (restricted allowed sets, NICs down / dropped / slower / other link layer,
@@ -50,11 +54,11 @@ MACHINES = st.MACHINES
 CLASSES = ref.CLASSES
 CPU_POLICIES = ("exclusive", "node", "socket", "core-complex", "none")
 MEM_POLICIES = ("preferred", "bind", "interleave", "local")
-NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES")
+NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES", "EP_NIC_NAME")
 LAUNCHER_VARS = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
                  "LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE", "OMPI_COMM_WORLD_LOCAL_SIZE",
                  "MPI_LOCALNRANKS")
-RANK_KEYS = {"local_rank": (int,), "gpu_pci": (str, type(None)), "numa_node": (int, type(None)),
+RANK_KEYS = {"hcas": (list,), "local_rank": (int,), "gpu_pci": (str, type(None)), "numa_node": (int, type(None)),
              "cpus": (list,), "mem_nodes": (list,), "mem_policy": (str,), "hca": (str, type(None)),
              "hca_port": (int, type(None)), "distance": (str, type(None)), "env": (dict,)}
 
@@ -170,10 +174,48 @@ def cpu_node(desc, node: int | None) -> int | None:
     return min((j for j in cpus if cpus[j]), key=lambda j: (row(j), j))
 
 
-def pool(desc, node: int | None) -> set[int]:
-    """The CPUs the ranks of one node (None: unknown locality) share."""
+def pool(desc, node: int | None, located: set[int] = frozenset()) -> set[int]:
+    """The CPUs the ranks of one node share; for unknown locality (None), the
+    allowed CPUs of the nodes no located rank uses (`located`: those nodes),
+    or every allowed CPU where that leaves none."""
     allowed = allowed_cpus(desc)
-    return allowed if node is None else allowed & node_cpus(desc)[node]
+    if node is not None:
+        return allowed & node_cpus(desc)[node]
+    left = allowed - set().union(set(), *(node_cpus(desc)[n] for n in located))
+    return left or allowed
+
+
+def reserved_set(desc, reserve: int) -> set[int]:
+    """The lowest `reserve` cores of each node's allowed CPUs, whole."""
+    out: set[int] = set()
+    for cs in node_cpus(desc).values():
+        cores = sorted({core_of(desc, c) for c in cs & allowed_cpus(desc)})[:reserve]
+        out |= {c for c in cs & allowed_cpus(desc) if core_of(desc, c) in cores}
+    return out
+
+
+def cpu_groups(desc, numas: list[int | None], policy: str = "exclusive",
+               reserve: int = 0) -> dict[int | None, list[int]]:
+    """Which node's CPUs each rank's share comes from (rank indices by node).
+    Unknown-locality ranks (None) under exclusive/core-complex: the CPUs no
+    located rank's node holds if there are at least as many as them, else
+    each joins the node with the fewest ranks (then the lowest id)."""
+    groups: dict[int | None, list[int]] = defaultdict(list)
+    unknown = [i for i, n in enumerate(numas) if n is None]
+    for i, n in enumerate(numas):
+        if n is not None:
+            groups[n].append(i)
+    if not unknown:
+        return groups
+    left = pool(desc, None, set(groups)) - reserved_set(desc, reserve) if groups else allowed_cpus(desc)
+    if policy not in ("exclusive", "core-complex") or len(left) >= len(unknown):
+        groups[None] = unknown
+        return groups
+    usable = [n for n, cs in sorted(node_cpus(desc).items())
+              if cs & allowed_cpus(desc) - reserved_set(desc, reserve)]
+    for i in unknown:
+        groups[min(usable, key=lambda n: (len(groups[n]), n))].append(i)
+    return groups
 
 
 def l3_domains(desc) -> list[set[int]]:
@@ -199,12 +241,24 @@ def nic_candidates(desc) -> list[dict]:
     return usable
 
 
-def env_for(hca: str | None, port: int | None) -> dict[str, str]:
+def env_for(hca: str | None, port: int | None, desc=None) -> dict[str, str]:
+    """The variables a rank with NIC `hca` exports; NCCL_IB_HCA names every
+    candidate of `desc` (the fixtures' first port is the ACTIVE one)."""
     if hca is None:
         return {}
     dev = f"{hca}:{port}"
+    every = ",".join(f"{n['name']}:1" for n in nic_candidates(desc)) if desc is not None else dev
     return {"NVSHMEM_HCA_LIST": dev, "NVSHMEM_ENABLE_NIC_PE_MAPPING": "1",
-            "NCCL_IB_HCA": "=" + dev, "UCX_NET_DEVICES": dev}
+            "NCCL_IB_HCA": "=" + every, "UCX_NET_DEVICES": dev, "EP_NIC_NAME": hca}
+
+
+def equally_close(desc, bdf: str, hca: str) -> list[str]:
+    """The candidates as close to GPU `bdf` as `hca` under one PCIe switch
+    (PIX/PXB), "name:1" in PCI order; just `hca` for farther classes."""
+    cls = ref.distance_class(desc, bdf, hca)
+    if cls not in ("PIX", "PXB"):
+        return [f"{hca}:1"]
+    return [f"{n['name']}:1" for n in nic_candidates(desc) if ref.distance_class(desc, bdf, n["name"]) == cls]
 
 
 def fmt(cpus) -> str:
@@ -282,7 +336,8 @@ def check_ranks(desc, ranks, bdfs, *, assigned=None, policy="exclusive", mem="pr
         else:
             assert rank.hca_port == 1, where        # the fixtures' first port is the ACTIVE one
             assert rank.distance == ref.distance_class(desc, bdf, rank.hca), where
-        assert rank.env == env_for(rank.hca, rank.hca_port), where
+        assert rank.env == env_for(rank.hca, rank.hca_port, desc), where
+        assert list(rank.hcas) == (equally_close(desc, bdf, rank.hca) if rank.hca else []), where
         assert rank.kept_env == {}
     check_cpus(desc, ranks, policy=policy, reserve=reserve)
 
@@ -290,16 +345,17 @@ def check_ranks(desc, ranks, bdfs, *, assigned=None, policy="exclusive", mem="pr
 def check_cpus(desc, ranks, *, policy="exclusive", reserve=0) -> None:
     allowed = allowed_cpus(desc)
     tpc = tpc_of(desc)
-    groups: dict[int | None, list] = defaultdict(list)
+    groups = {node: [ranks[i] for i in members] for node, members in
+              cpu_groups(desc, [r.numa_node for r in ranks], policy, reserve).items()}
+    located = {n for n in groups if n is not None}
     for r in ranks:
-        groups[r.numa_node].append(r)
         assert set(r.cpus) <= allowed, f"rank {r.local_rank}: CPUs {fmt(set(r.cpus) - allowed)} not allowed"
     if policy == "none":
         for r in ranks:
             assert set(r.cpus) == allowed, f"rank {r.local_rank}: policy none must leave the allowed set"
         return
     for node, rs in groups.items():
-        p = pool(desc, node)
+        p = pool(desc, node, located)
         where = f"node {node}" if node is not None else "unknown locality"
         shares = [set(r.cpus) for r in rs]
         for r, s in zip(rs, shares):
@@ -373,13 +429,14 @@ def check_reserved(desc, p: set[int], union: set[int], reserve: int, where: str)
 
 def predicted_error(desc, bdfs, mem="preferred") -> set:
     """Nodes (None: unknown locality) where no placement fits; empty set: it fits."""
-    groups: dict[int | None, int] = defaultdict(int)
-    for b in bdfs:
-        groups[cpu_node(desc, gpu_numa(desc, b))] += 1
+    numas = [cpu_node(desc, gpu_numa(desc, b)) for b in bdfs]
+    groups = cpu_groups(desc, numas)
+    located = {n for n in groups if n is not None}
     bad = set()
-    for node, k in groups.items():
-        if len(pool(desc, node)) < k:
+    for node, members in groups.items():
+        if len(pool(desc, node, located)) < len(members):
             bad.add(node)
+    for node in set(numas):
         if node is not None and mem != "interleave" and node not in ref.allowed(desc)["mems"]:
             bad.add(node)
     return bad
@@ -552,10 +609,8 @@ def test_expected_gpus_numa_and_nics(name, base_tree):
     exp = desc["expected"]["gpus"]
     p = numabind.plan(topology=numabind.topology(base_tree(name)))
     if not exp:
-        assert len(p) >= 1
-        for r in p.ranks:
-            assert (r.gpu, r.gpu_pci, r.numa_node, r.hca, r.env) == (None, None, None, None, {})
-        check_ranks(desc, p.ranks, [None] * len(p))
+        # No GPU, no rank: nothing says where one belongs.
+        assert len(p) == 0 and p.note and "no NVIDIA GPU on this node" in p.note
         return
     # rank r drives the r-th GPU in PCI order
     assert [r.gpu for r in p.ranks] == list(range(len(exp)))
@@ -567,7 +622,7 @@ def test_expected_gpus_numa_and_nics(name, base_tree):
         assert r.mem_policy == ("default" if g["numa"] is None else "preferred")
         if g["numa"] is not None:
             assert list(r.mem_nodes) == [g["numa"]]
-        assert r.env == env_for(g["hca"], 1 if g["hca"] else None)
+        assert r.env == env_for(g["hca"], 1 if g["hca"] else None, desc)
     check_ranks(desc, p.ranks, [g["bdf"] for g in exp], assigned={g["bdf"]: g["hca"] for g in exp})
     check_nic_assignment(desc, {g["bdf"]: g["hca"] for g in exp})
 
@@ -653,7 +708,8 @@ def test_generated_variants_keep_the_invariants(name, seed, variant_tree, monkey
         assert [g.pci_address for g in topo.gpus] == visible
         for lws in range(1, 9):
             if not visible:
-                expect_plan(desc, topo, [None] * lws, assigned=assigned, lws=lws)
+                p = numabind.plan(lws, topology=topo)     # no GPU visible: no rank, whatever lws
+                assert len(p) == 0 and p.note, p
                 continue
             if lws <= len(visible):
                 expect_plan(desc, topo, visible[:lws], assigned=assigned, lws=lws)
@@ -957,12 +1013,12 @@ def test_user_nic_variables_kept(base_tree, monkeypatch):
     topo = numabind.topology(base_tree("dgx-h100"))
     p = numabind.plan(topology=topo)
     for r, g in zip(p.ranks, desc["expected"]["gpus"]):
-        full = env_for(g["hca"], 1)
+        full = env_for(g["hca"], 1, desc)
         assert r.env == {k: v for k, v in full.items() if k not in ("NCCL_IB_HCA", "UCX_NET_DEVICES")}
         assert r.kept_env == {"NCCL_IB_HCA": "mlx5_0", "UCX_NET_DEVICES": "all"}
     o = numabind.plan(override_env=True, topology=topo)
     for r, g in zip(o.ranks, desc["expected"]["gpus"]):
-        assert r.env == env_for(g["hca"], 1)
+        assert r.env == env_for(g["hca"], 1, desc)
         assert r.kept_env == {}
 
 
@@ -1126,7 +1182,8 @@ def test_dry_run_rank_plan_matches_plan(base_tree):
 def test_to_dict_and_to_json_shape(name, base_tree):
     p = numabind.plan(topology=numabind.topology(base_tree(name)))
     d = p.to_dict()
-    assert set(d) == {"ranks"} and len(d["ranks"]) == len(p)
+    assert set(d) == {"ranks", "note"} and len(d["ranks"]) == len(p)
+    assert (d["note"] is None) == (len(p) > 0)
     assert json.loads(p.to_json()) == d
     assert json.loads(p.to_json(indent=2)) == d
     for r, rd in zip(p.ranks, d["ranks"]):

@@ -317,7 +317,9 @@ def fallback_kept(out: dict) -> None:
     assert r["kept_env"] == {"NCCL_IB_HCA": "mlx5_9"} and "NCCL_IB_HCA" not in r["env"]
     assert out["after"]["env"]["NCCL_IB_HCA"] == "mlx5_9"
     assert out["after"]["env"]["NVSHMEM_HCA_LIST"] == "mlx5_0:1"
-    assert ["INFO", "local rank 0: keeping NCCL_IB_HCA=mlx5_9 from the environment"] in out["logs"]
+    # a kept value that contradicts the plan is a warning, naming what the plan says
+    assert ["WARNING", "local rank 0: keeping NCCL_IB_HCA=mlx5_9 from the environment; the plan says "
+            "NCCL_IB_HCA==mlx5_0:1 (override_env=True replaces it)"] in out["logs"]
 
 
 def fallback_no_nic(out: dict) -> None:

@@ -480,6 +480,309 @@ def test_cli(tmp_path):
     assert st.main(["plain-2cpu-no-gpu", str(tmp_path / "t2"), "--offline-cpus", "999"]) == 2
 
 
+# ------------------------------------------------ NVIDIA driver procfs, containers, affinity, cgroup v1
+
+# nv_procfs_read_gpu_info() (open-gpu-kernel-modules kernel-open/nvidia/nv-procfs.c):
+# each line's label and the exact blanks/tabs the driver prints after it, in order.
+INFO_LABELS = [("Model", "Model: \t\t "), ("IRQ", "IRQ:   \t\t "), ("GPU UUID", "GPU UUID: \t "),
+               ("Video BIOS", "Video BIOS: \t "), ("Bus Type", "Bus Type: \t "),
+               ("DMA Size", "DMA Size: \t "), ("DMA Mask", "DMA Mask: \t "),
+               ("Bus Location", "Bus Location: \t "), ("Device Minor", "Device Minor: \t "),
+               ("GPU Firmware", "GPU Firmware: \t "), ("GPU Excluded", "GPU Excluded:\t ")]
+UUID_RE = re.compile(r"GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CTL_NODES = {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}
+
+
+def gpu_bdfs(desc) -> list[str]:
+    """The description's GPUs in PCI address order (domain, bus, device, function)."""
+    def key(bdf):
+        dom, bus, rest = bdf.split(":")
+        dev, fn = rest.split(".")
+        return (int(dom, 16), int(bus, 16), int(dev, 16), int(fn, 16))
+    return sorted((d["bdf"] for d, _ in all_functions(desc) if d["kind"] == "gpu"), key=key)
+
+
+def read_information(root: Path, bdf: str) -> dict:
+    lines = read(root, f"proc/driver/nvidia/gpus/{bdf}/information").split("\n")
+    assert len(lines) == len(INFO_LABELS), lines
+    out = {}
+    for line, (label, prefix) in zip(lines, INFO_LABELS):
+        assert line.startswith(prefix), f"{bdf}: {line!r} does not start with {prefix!r}"
+        out[label] = line[len(prefix):]
+        assert out[label] and out[label] == out[label].strip(), line
+    return out
+
+
+def dev_nodes(root: Path) -> set[str]:
+    d = root / "dev"
+    names = set(os.listdir(d)) if d.is_dir() else set()
+    for n in names:
+        p = d / n
+        # a character device stood in for by an EMPTY REGULAR FILE
+        assert p.is_file() and not p.is_symlink() and p.stat().st_size == 0, n
+    return names
+
+
+@pytest.mark.parametrize("name", st.MACHINES)
+def test_driver_procfs_every_gpu(tmp_path, name):
+    desc = st.load(name)
+    st.write_tree(desc, tmp_path, driver_procfs=True)
+    gpus = gpu_bdfs(desc)
+    # the reference (which shares no code with the writer) orders GPUs the same way
+    assert [g["bdf"] for g in ref.gpus(desc)] == gpus
+    base = tmp_path / "proc/driver/nvidia"
+    assert (base / "gpus").is_dir()                       # there even with no GPU
+    assert sorted(os.listdir(base / "gpus")) == sorted(gpus)
+    uuids = set()
+    for minor, bdf in enumerate(gpus):
+        info = read_information(tmp_path, bdf)
+        assert info["Bus Location"] == bdf                 # == its directory name
+        assert info["Device Minor"] == str(minor)          # probe order = PCI order
+        assert UUID_RE.fullmatch(info["GPU UUID"]), info["GPU UUID"]
+        uuids.add(info["GPU UUID"])
+        bits = int(re.fullmatch(r"(\d+) bits", info["DMA Size"]).group(1))
+        assert info["DMA Mask"] == hex((1 << bits) - 1)
+        assert info["Bus Type"] == "PCIe" and info["GPU Excluded"] == "No"
+        assert re.fullmatch(r"\d+", info["IRQ"])
+        assert read(tmp_path, f"proc/driver/nvidia/gpus/{bdf}/registry") == 'Binary: ""'
+    assert len(uuids) == len(gpus)
+    assert dev_nodes(tmp_path) == CTL_NODES | {f"nvidia{i}" for i in range(len(gpus))}
+    # sysfs is as without the option: every GPU still there
+    for bdf in gpus:
+        assert (tmp_path / "sys/bus/pci/devices" / bdf / "vendor").is_file()
+
+
+def test_driver_procfs_files(tmp_path):
+    desc = st.load("dgx-h100")
+    given = "12345678-aaaa-bbbb-cccc-1234567890ab"
+    st.write_tree(desc, tmp_path / "a", driver_procfs=True, gpu_uuids={"0000:43:00.0": given})
+    st.write_tree(desc, tmp_path / "b", driver_procfs=True)
+    a, b = tmp_path / "a", tmp_path / "b"
+    version = read(a, "proc/driver/nvidia/version").split("\n")
+    assert len(version) == 2
+    m = re.fullmatch(r"NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  "
+                     r"(\d+\.\d+\.\d+)  Release Build  \(\S+\)  .+ UTC \d{4}", version[0])
+    assert m, version[0]
+    assert re.fullmatch(r"GCC version:  gcc version \d+\.\d+\.\d+ .*", version[1])
+    params = read(a, "proc/driver/nvidia/params").split("\n")
+    for line in params:
+        assert re.fullmatch(r'[A-Za-z0-9]+: (\d+|"[^"]*")', line), line
+    assert "ModifyDeviceFiles: 1" in params and "DeviceFileMode: 438" in params
+    assert params[-1] == 'ExcludedGpus: ""'
+    assert read(a, "proc/driver/nvidia/registry") == 'Binary: ""'
+    assert (a / "proc/driver/nvidia/warnings/README").is_file()
+    info = read_information(a, "0000:43:00.0")
+    assert info["GPU UUID"] == "GPU-" + given             # gpu_uuids wins
+    assert info["Model"] == "NVIDIA H100 80GB HBM3"        # device 0x2330
+    assert info["DMA Size"] == "52 bits" and info["DMA Mask"] == "0xfffffffffffff"
+    assert info["GPU Firmware"] == m.group(1)              # GSP firmware = driver version
+    # made-up UUIDs are stable across runs and follow the bdf
+    other = read_information(a, "0000:1b:00.0")
+    assert other == read_information(b, "0000:1b:00.0")
+    assert read_information(b, "0000:43:00.0")["GPU UUID"] != "GPU-" + given
+    assert (a / "numabind/gpu-uuids").read_text() == f"0000:43:00.0 GPU-{given}\n"
+
+
+def test_driver_procfs_models(tmp_path):
+    # another model; an id the driver does not know reads "Unknown"
+    d = _synthetic()
+    gpu_a = d["pci"][0]["devices"][0]["children"][0]["children"][0]["children"][0]["children"][0]
+    gpu_b = d["pci"][1]["devices"][0]
+    assert (gpu_a["bdf"], gpu_b["bdf"]) == ("0000:04:00.0", "0000:80:00.0")
+    gpu_a["device"], gpu_b["device"] = "0x2335", "0x1234"
+    st.write_tree(d, tmp_path, driver_procfs=True)
+    a = read_information(tmp_path, "0000:04:00.0")
+    assert a["Model"] == "NVIDIA H200" and a["Device Minor"] == "0"
+    b = read_information(tmp_path, "0000:80:00.0")
+    assert b["Model"] == "Unknown" and b["Device Minor"] == "1"
+
+
+def test_no_driver_without_the_option(machine):
+    _, root = machine
+    assert not (root / "proc/driver").exists() and not (root / "dev").exists()
+
+
+def test_container_gpus(tmp_path):
+    desc = st.load("dgx-h100")
+    host = tmp_path / "host"
+    st.write_tree(desc, host, driver_procfs=True)
+    gpus = gpu_bdfs(desc)
+    sel = gpus[4:]                                         # docker --gpus '"device=4,5,6,7"'
+    for i, opts in enumerate(({}, {"driver_procfs": True})):   # container_gpus wins
+        root = tmp_path / f"c{i}"
+        st.write_tree(desc, root, container_gpus=list(reversed(sel)), **opts)
+        base = root / "proc/driver/nvidia"
+        # the tmpfs holds params, version and registry; gpus/ holds the bind mounts
+        assert sorted(os.listdir(base)) == ["gpus", "params", "registry", "version"]
+        assert sorted(os.listdir(base / "gpus")) == sel
+        for bdf in sel:
+            # the same directory as the host's, bind-mounted: host minors 4-7 stay
+            assert read(root, f"proc/driver/nvidia/gpus/{bdf}/information") == \
+                read(host, f"proc/driver/nvidia/gpus/{bdf}/information")
+            assert read_information(root, bdf)["Device Minor"] == str(gpus.index(bdf))
+        assert dev_nodes(root) == CTL_NODES | {"nvidia4", "nvidia5", "nvidia6", "nvidia7"}
+        # nvc copies params with ModifyDeviceFiles turned off, the rest as is
+        host_params = read(host, "proc/driver/nvidia/params")
+        assert "ModifyDeviceFiles: 1" in host_params
+        assert read(root, "proc/driver/nvidia/params") == \
+            host_params.replace("ModifyDeviceFiles: 1", "ModifyDeviceFiles: 0")
+        assert read(root, "proc/driver/nvidia/version") == read(host, "proc/driver/nvidia/version")
+        # sysfs is not namespaced: every GPU is still there
+        assert set(gpus) <= set(os.listdir(root / "sys/bus/pci/devices"))
+
+
+def test_container_without_gpus(tmp_path):
+    st.write_tree(st.load("h100x4-flat-vm"), tmp_path, container_gpus=[])
+    base = tmp_path / "proc/driver/nvidia"
+    assert sorted(os.listdir(base)) == ["params", "registry", "version"]
+    assert dev_nodes(tmp_path) == CTL_NODES
+
+
+@pytest.mark.parametrize("gpus,needle", [
+    (["0000:18:00.0"], "0000:18:00.0"),                    # a NIC
+    (["0000:15:01.0"], "0000:15:01.0"),                    # a bridge
+    (["0000:ff:00.0"], "0000:ff:00.0"),                    # nothing
+    (["0000:1B:00.0"], "0000:1B:00.0"),                    # the kernel prints lower case
+    (["0000:1b:00.0", "0000:1b:00.0"], "0000:1b:00.0"),    # twice
+    ("0000:1b:00.0", "0000:1b:00.0"),                      # a string, not a list
+])
+def test_container_gpus_bad(tmp_path, gpus, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        st.write_tree(st.load("dgx-h100"), tmp_path / "x", container_gpus=gpus)
+    assert not (tmp_path / "x").exists()                   # refused before writing
+
+
+def status_fields(root: Path) -> dict:
+    return dict(line.split(":\t", 1) for line in read(root, "proc/self/status").split("\n"))
+
+
+def test_affinity_cpus(tmp_path):
+    desc = st.load("dgx-h100")
+    st.write_tree(desc, tmp_path / "a", cgroup_cpus="0-55,112-167", affinity_cpus="0-3,112-115")
+    f = status_fields(tmp_path / "a")
+    assert f["Cpus_allowed_list"] == "0-3,112-115"
+    assert mask_bits(f["Cpus_allowed"]) == [0, 1, 2, 3, 112, 113, 114, 115]
+    assert mask_width(f["Cpus_allowed"]) == 224
+    assert f["Mems_allowed_list"] == "0-1"                 # memory binding unchanged
+    cg = tmp_path / "a/sys/fs/cgroup/job"
+    assert (cg / "cpuset.cpus.effective").read_text() == "0-55,112-167\n"   # stays wide
+    # without a cgroup the description's allowed set is the wider one
+    st.write_tree(desc, tmp_path / "b", affinity_cpus="200")
+    assert status_fields(tmp_path / "b")["Cpus_allowed_list"] == "200"
+    assert ref.allowed(desc)["cpus"] == list(range(224))     # what it would be without
+    # with a v1 cpuset
+    st.write_tree(desc, tmp_path / "d", cgroup_v1_cpus="56-111", affinity_cpus="60")
+    assert status_fields(tmp_path / "d")["Cpus_allowed_list"] == "60"
+
+
+@pytest.mark.parametrize("opts,needle", [
+    ({"affinity_cpus": "500"}, "500"),                                  # not a CPU
+    ({"affinity_cpus": "3", "offline_cpus": "3"}, "'3'"),               # offline
+    ({"affinity_cpus": "8", "cgroup_cpus": "0-7"}, "'8'"),              # outside the cpuset
+    ({"affinity_cpus": "8", "cgroup_v1_cpus": "0-7"}, "'8'"),
+    ({"affinity_cpus": ""}, "''"),                                      # empty
+    ({"affinity_cpus": "a-b"}, "a-b"),
+])
+def test_affinity_cpus_bad(tmp_path, opts, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        st.write_tree(st.load("dgx-h100"), tmp_path / "x", **opts)
+    assert not (tmp_path / "x").exists()
+
+
+def test_affinity_outside_allowed(tmp_path):
+    d = copy.deepcopy(st.load("dgx-h100"))
+    d["allowed"]["cpus"] = "0-7"
+    with pytest.raises(ValueError, match="'9'"):
+        st.write_tree(d, tmp_path, affinity_cpus="9")
+
+
+def parse_mountinfo(text: str) -> list[dict]:
+    out = []
+    for line in text.split("\n"):
+        pre, sep, post = line.partition(" - ")
+        assert sep, line
+        f = pre.split(" ")
+        fstype, source, superopts = post.split(" ")
+        out.append({"id": f[0], "parent": f[1], "dev": f[2], "root": f[3], "mountpoint": f[4],
+                    "opts": f[5], "optional": f[6:], "fstype": fstype, "superopts": superopts})
+    return out
+
+
+def test_cgroup_v1(tmp_path):
+    desc = st.load("dgx-h100")
+    st.write_tree(desc, tmp_path, cgroup_v1_cpus="56-111,168-223", offline_cpus="60")
+    lines = read(tmp_path, "proc/self/cgroup").split("\n")
+    entries = [line.split(":", 2) for line in lines]
+    ids = [int(e[0]) for e in entries]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids) and ids[-1] == 0
+    assert entries[-1][1] == ""                             # 0:: the unified hierarchy
+    ctrls = {c for e in entries[:-1] for c in e[1].split(",")}
+    assert {"cpuset", "memory", "cpu", "cpuacct", "devices", "name=systemd"} <= ctrls
+    cpuset = [e for e in entries if "cpuset" in e[1].split(",")]
+    assert len(cpuset) == 1
+    path = cpuset[0][2]
+    assert re.fullmatch(r"/docker/[0-9a-f]{64}", path), path
+    mounts = parse_mountinfo(read(tmp_path, "proc/self/mountinfo"))
+    assert len({m["id"] for m in mounts}) == len(mounts)
+    peers = [o for m in mounts for o in m["optional"] if o.startswith("shared:")]
+    assert len(set(peers)) == len(peers)
+    v1 = [m for m in mounts if m["fstype"] == "cgroup"]
+    assert {m["mountpoint"] for m in v1} >= {"/sys/fs/cgroup/cpuset", "/sys/fs/cgroup/memory"}
+    cs = [m for m in v1 if "cpuset" in m["superopts"].split(",")]
+    assert len(cs) == 1 and cs[0]["root"] == "/"
+    assert not any(m["mountpoint"] == "/sys/fs/cgroup" and m["fstype"] == "cgroup2" for m in mounts)
+    mp = cs[0]["mountpoint"].lstrip("/")
+    job = f"{mp}{path}"
+    # offline CPU 60 has left the v1 cpuset, as the kernel does on v1
+    assert read(tmp_path, f"{job}/cpuset.cpus") == "56-59,61-111,168-223"
+    assert read(tmp_path, f"{job}/cpuset.effective_cpus") == "56-59,61-111,168-223"
+    assert read(tmp_path, f"{job}/cpuset.mems") == "0-1"
+    assert read(tmp_path, f"{job}/cpuset.effective_mems") == "0-1"
+    online = read(tmp_path, "sys/devices/system/cpu/online")
+    assert read(tmp_path, f"{mp}/cpuset.cpus") == online == "0-59,61-223"
+    assert read(tmp_path, f"{mp}/cpuset.effective_cpus") == online
+    assert read(tmp_path, f"{mp}/cpuset.mems") == "0-1"
+    assert read(tmp_path, f"{mp}/cpuset.effective_mems") == "0-1"
+    # hybrid: the unified hierarchy exists but holds no controller
+    assert read(tmp_path, f"sys/fs/cgroup/unified{path}/cgroup.controllers") == ""
+    assert not (tmp_path / "sys/fs/cgroup/cpuset.cpus.effective").exists()
+    # the status line is the process's own affinity, which the kernel keeps inside the cpuset
+    assert status_fields(tmp_path)["Cpus_allowed_list"] == "56-59,61-111,168-223"
+
+
+@pytest.mark.parametrize("opts,needle", [
+    ({"cgroup_v1_cpus": "0-3", "cgroup_cpus": "0-7"}, "0-3"),
+    ({"cgroup_v1_cpus": "0-300"}, "0-300"),
+    ({"cgroup_v1_cpus": "x"}, "'x'"),
+    ({"cgroup_v1_cpus": "5", "offline_cpus": "5"}, "'5'"),
+])
+def test_cgroup_v1_bad(tmp_path, opts, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        st.write_tree(st.load("dgx-h100"), tmp_path / "x", **opts)
+
+
+def test_cli_new_flags(tmp_path):
+    vm = "h100x4-flat-vm"          # GPUs 0000:00:06.0 ... 0000:00:09.0, CPUs 0-63
+    out = tmp_path / "tree"
+    assert st.main([vm, str(out), "--driver-procfs"]) == 0
+    assert len(os.listdir(out / "proc/driver/nvidia/gpus")) == 4
+    assert "nvidia3" in dev_nodes(out)
+    assert st.main([vm, str(out), "--clean", "--container-gpus",
+                    "0000:00:09.0, 0000:00:08.0", "--affinity-cpus", "8-11",
+                    "--cgroup-v1-cpus", "8-15"]) == 0
+    assert sorted(os.listdir(out / "proc/driver/nvidia/gpus")) == ["0000:00:08.0", "0000:00:09.0"]
+    assert dev_nodes(out) == CTL_NODES | {"nvidia2", "nvidia3"}    # --clean dropped the rest
+    assert status_fields(out)["Cpus_allowed_list"] == "8-11"
+    assert "8:cpuset:/docker/" in read(out, "proc/self/cgroup")
+    assert st.main([vm, str(out), "--clean", "--container-gpus", ""]) == 0
+    assert not (out / "proc/driver/nvidia/gpus").exists() and dev_nodes(out) == CTL_NODES
+    assert st.main([vm, str(out), "--clean"]) == 0
+    assert not (out / "dev").exists() and not (out / "proc/driver").exists()
+    for bad in (["--container-gpus", "0000:00:06.0,"], ["--affinity-cpus", "999"],
+                ["--cgroup-v1-cpus", "1", "--cgroup-cpus", "1"]):
+        assert st.main([vm, str(tmp_path / "bad"), *bad]) == 2
+
+
 # ------------------------------------------------ conventions of this machine's kernel
 
 def _real(path: str) -> str:

@@ -603,10 +603,44 @@ def test_cgroup_mems_narrow_allowed(tree, synthetic):
     assert topo.allowed_cpus == (1, 2, 3, 4, 5, 6)
 
 
-def test_cgroup_cpus_intersect_with_status(tree, synthetic):
-    # status allows 1-6, the cgroup 0-2,7: the process may use 1-2 only
+def test_cgroup_cpuset_is_what_the_process_may_widen_to(tree, synthetic):
+    # The description asks for 1-6, the cgroup holds 0-2,7: the kernel leaves
+    # the task on 1-2 (its affinity), but it may widen to the whole cpuset,
+    # and plans are made from that.
     topo = numabind.topology(tree(synthetic, cgroup_cpus="0-2,7"))
-    assert topo.allowed_cpus == (1, 2)
+    assert topo.affinity_cpus == (1, 2)
+    assert topo.allowed_cpus == (0, 1, 2, 7)
+
+
+@pytest.mark.parametrize("version", ["cgroup_cpus", "cgroup_v1_cpus"])
+def test_a_launchers_binding_does_not_narrow_the_allowed_cpus(tree, synthetic, version):
+    # srun --cpu-bind / mpirun's binding: the affinity is one CPU, the cpuset 1-6
+    topo = numabind.topology(tree(synthetic, **{version: "1-6"}, affinity_cpus="3"))
+    assert topo.affinity_cpus == (3,)
+    assert topo.allowed_cpus == (1, 2, 3, 4, 5, 6)
+    assert topo.allowed_mems == (0, 3)
+
+
+def test_without_a_readable_cpuset_the_affinity_is_all_there_is(tree, synthetic):
+    topo = numabind.topology(tree(synthetic, affinity_cpus="3"))
+    assert topo.allowed_cpus == topo.affinity_cpus == (3,)
+
+
+def test_a_cpuset_that_does_not_hold_the_affinity_is_not_believed(tree, synthetic):
+    # The kernel never shows this; a capture that mixes two processes might.
+    root = tree.private(synthetic, cgroup_cpus="1-6")
+    (root / "sys/fs/cgroup/job/cpuset.cpus.effective").write_text("7\n")
+    topo = numabind.topology(root)
+    assert topo.allowed_cpus == topo.affinity_cpus == (1, 2, 3, 4, 5, 6)
+
+
+def test_a_cgroup_without_the_cpuset_controller_inherits_its_parents(tree, synthetic):
+    root = tree.private(synthetic, cgroup_cpus="1-6", affinity_cpus="2")
+    for name in ("cpuset.cpus", "cpuset.cpus.effective", "cpuset.mems", "cpuset.mems.effective"):
+        (root / "sys/fs/cgroup/job" / name).unlink()
+    (root / "sys/fs/cgroup/cpuset.cpus.effective").write_text("1-5\n")
+    topo = numabind.topology(root)
+    assert topo.allowed_cpus == (1, 2, 3, 4, 5)
 
 
 # --------------------------------------------------------------------------

@@ -190,7 +190,8 @@ def main() -> int:
     if a.fake and not gpus:
         gpus = [r.local_rank for r in plan.ranks][:2]
     if not gpus:
-        print("no GPU in numabind's plan: run this on the GPU host (or --fake)", file=sys.stderr)
+        print("no GPU in numabind's plan: run this on the GPU host (or --fake with NUMABIND_FSROOT at a tree "
+              "with GPUs, as tests/test_benchmarks.py does)", file=sys.stderr)
         return 2
     copier = FakeCopier(a.mib, a.copies) if a.fake else CudaCopier(a.mib, a.copies)
     mem = MemPolicy()

@@ -2,7 +2,8 @@
  * NUMABIND_FSROOT (below the directory holding the fuzz tree, so "tree" is
  * the fixture, "tree/sys" a broken root, "../.." may reach the live host),
  * the NIC variables a plan keeps or overrides (NVSHMEM_HCA_LIST,
- * NVSHMEM_ENABLE_NIC_PE_MAPPING, NCCL_IB_HCA, UCX_NET_DEVICES), and the
+ * NVSHMEM_ENABLE_NIC_PE_MAPPING, NCCL_IB_HCA, UCX_NET_DEVICES, EP_NIC_NAME;
+ * a node-wide NVSHMEM_HCA_LIST is taken as the candidate NICs), and the
  * plan's options by name ("NUMABIND_OPTIONS=exclusive,preferred,2,0,1":
  * CPU policy, memory policy, local ranks, reserved cores, override). The
  * input is lines "NAME=VALUE". */
@@ -14,7 +15,8 @@ static char base[4096];      /* the directory holding the tree */
 static char tree_name[1024];
 
 static const char *const nic_vars[] = {"NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA",
-                                       "UCX_NET_DEVICES"};
+                                       "UCX_NET_DEVICES", "EP_NIC_NAME"};
+#define NUM_NIC_VARS 5
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -34,7 +36,7 @@ static void clear_all(void)
 {
     unsetenv("CUDA_VISIBLE_DEVICES");
     unsetenv("NUMABIND_FSROOT");
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < NUM_NIC_VARS; i++)
         unsetenv(nic_vars[i]);
 }
 
@@ -64,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             } else if (!strcmp(line, "CUDA_VISIBLE_DEVICES")) {
                 setenv(line, v, 1);
             } else {
-                for (size_t i = 0; i < 4; i++)
+                for (size_t i = 0; i < NUM_NIC_VARS; i++)
                     if (!strcmp(line, nic_vars[i]))
                         setenv(line, v, 1);
             }
@@ -117,22 +119,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nmb_plan_t *plan = NULL;
         nmb__clear_error();
         err = nmb_plan_create(&plan, t, &o);
+        const char *hca_list = getenv("NVSHMEM_HCA_LIST");
+        int list_taken = hca_list && !o.override_env && (hca_list[0] == '^' || strchr(hca_list, ','));
         if (err < 0) {
             FUZZ_ASSERT(plan == NULL && nmb_last_error()[0] != '\0');
         } else {
+            /* No visible GPU, no rank, and a note that says why. */
+            FUZZ_ASSERT((nmb_plan_num_ranks(plan) == 0) == (ng == 0));
+            FUZZ_ASSERT((nmb_plan_note(plan) != NULL) == (ng == 0));
+            nmb_bitmap_t held;
+            nmb_bitmap_zero(&held);
+            const char *node_hca = NULL;
             for (int r = 0; r < nmb_plan_num_ranks(plan); r++) {
                 const nmb_rank_plan_t *p = nmb_plan_rank(plan, r);
-                FUZZ_ASSERT(p->num_env == (p->nic ? 4 : 0));
+                /* Exclusive shares never overlap, whatever the GPUs' locality. */
+                if (o.cpu_policy == NMB_CPU_EXCLUSIVE) {
+                    FUZZ_ASSERT(!nmb_bitmap_intersects(&held, &p->cpus));
+                    nmb_bitmap_or(&held, &held, &p->cpus);
+                }
+                FUZZ_ASSERT(p->num_env == (p->nic ? NUM_NIC_VARS : 0));
+                FUZZ_ASSERT(p->nic ? p->num_hcas >= 1 : p->num_hcas == 0);
+                char dev[400];
+                if (p->nic)
+                    snprintf(dev, sizeof dev, "%s:%d", p->nic, p->nic_port);
+                int listed = 0;
+                for (int i = 0; i < p->num_hcas; i++)
+                    listed |= !strcmp(p->hcas[i], dev);
+                FUZZ_ASSERT(!p->nic || listed);
                 for (int i = 0; i < p->num_env; i++) {
                     const nmb_env_var_t *e = &p->env[i];
                     const char *user = getenv(e->name);
-                    char dev[400];
-                    snprintf(dev, sizeof dev, "%s%s:%d", i == 2 ? "=" : "", p->nic, p->nic_port);
                     FUZZ_ASSERT(!strcmp(e->name, nic_vars[i]));
-                    FUZZ_ASSERT(!strcmp(e->value, i == 1 ? "1" : dev));
+                    if (i == 2) {
+                        /* One node-wide value, equal on every rank, holding the rank's NIC. */
+                        FUZZ_ASSERT(e->value[0] == '=' && strstr(e->value, dev));
+                        FUZZ_ASSERT(!node_hca || !strcmp(node_hca, e->value));
+                        node_hca = e->value;
+                    } else {
+                        FUZZ_ASSERT(!strcmp(e->value, i == 1 ? "1" : i == 4 ? p->nic : dev));
+                    }
                     FUZZ_ASSERT((user == NULL) == (e->user == NULL));
                     FUZZ_ASSERT(!user || !strcmp(user, e->user));
-                    FUZZ_ASSERT(e->kept == (user && !o.override_env));
+                    FUZZ_ASSERT(e->kept == (user && !o.override_env && !(i == 0 && list_taken)));
                 }
             }
         }

@@ -340,8 +340,9 @@ int nmb_plan_apply(const nmb_plan_t *plan, int local_rank, unsigned flags, nmb_a
     nmb__clear_error();
     const nmb_rank_plan_t *r = nmb_plan_rank(plan, local_rank);
     if (!r)
-        return nmb__fail(-EINVAL, "local rank %d is not in the plan (%d ranks)", local_rank,
-                         plan ? nmb_plan_num_ranks(plan) : 0);
+        return nmb__fail(-EINVAL, "local rank %d is not in the plan (%d ranks%s%s)", local_rank,
+                         plan ? nmb_plan_num_ranks(plan) : 0, nmb_plan_note(plan) ? ": " : "",
+                         nmb_plan_note(plan) ? nmb_plan_note(plan) : "");
     if (!report)
         report = &local;
     memset(report, 0, sizeof *report);

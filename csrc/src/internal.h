@@ -146,6 +146,8 @@ struct nmb_topology {
     int num_l3;
     nmb_cache_t *l3;
     nmb_bitmap_t online, allowed_cpus, allowed_mems;
+    nmb_bitmap_t affinity;   /* the calling thread's, now (allowed_cpus: what it may widen to) */
+    int allowed_from_cgroup; /* allowed_cpus is the cgroup's cpuset, not the affinity */
 
     int num_pci;
     nmb_pci_function_t *pci;
@@ -154,6 +156,7 @@ struct nmb_topology {
 
     int num_all_gpus;
     nmb_gpu_t *all_gpus;
+    int num_accessible_gpus; /* all_gpus this process can open (topo_gpu.c) */
     int num_gpus;
     nmb_gpu_t *gpus;
 
@@ -175,21 +178,22 @@ struct nmb_plan {
     nmb_arena_t arena;
     int num_ranks;
     nmb_rank_plan_t *ranks;
+    const char *note;       /* why there are no ranks, or NULL */
+    const char *node_hcas;  /* the node's compute NICs, "name:port,..." in PCI order, or NULL */
+    int hca_list_taken;     /* a node-wide NVSHMEM_HCA_LIST gave the candidates */
 };
 
 /* The kernel's list form of `s` in buf, or "(empty)". Returns buf's text. */
 NMB_HIDDEN const char *nmb__fmt_list(const nmb_bitmap_t *s, char *buf, size_t len);
 /* Adds a fallback's reason to a rank's note ("first; second"). 0 or -ENOMEM. */
 NMB_HIDDEN int nmb__plan_note(nmb_arena_t *arena, nmb_rank_plan_t *r, const char *why);
-/* plan_cpus.c: the CPUs of the k ranks members[] whose GPUs are on `node`
- * (-1: locality unknown); `taken` collects what they hold. */
-NMB_HIDDEN int nmb__plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node,
-                                    int *members, int k, nmb_rank_plan_t *ranks, nmb_bitmap_t *taken,
-                                    nmb_arena_t *arena);
+/* plan_cpus.c: every rank's CPUs (ranks[].numa_node set). */
+NMB_HIDDEN int nmb__plan_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan);
 /* plan_nics.c: a NIC's first ACTIVE InfiniBand or Ethernet port, or NULL. */
 NMB_HIDDEN const nmb_nic_port_t *nmb__usable_port(const nmb_nic_t *nic);
-/* plan_nics.c: the NIC index of every physical GPU (-1: none). */
-NMB_HIDDEN int nmb__assign_nics(const nmb_topology_t *t, int *nic_of_gpu);
+/* plan_nics.c: every rank's NIC, equally close NICs and the node's compute
+ * NICs (plan->node_hcas); -EINVAL for a bad NVSHMEM_HCA_LIST. */
+NMB_HIDDEN int nmb__plan_nics(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan);
 /* plan_env.c: rank r's NIC variables. */
 NMB_HIDDEN int nmb__plan_env(nmb_plan_t *plan, const nmb_plan_options_t *o, nmb_rank_plan_t *r);
 

@@ -73,7 +73,6 @@ const char *nmb__fmt_list(const nmb_bitmap_t *s, char *buf, size_t len)
     return buf[0] ? buf : "(empty)";
 }
 
-/* Adds a fallback's reason to a rank's note ("first; second"). */
 int nmb__plan_note(nmb_arena_t *arena, nmb_rank_plan_t *r, const char *why)
 {
     char buf[512];
@@ -149,7 +148,7 @@ static int validate(const nmb_topology_t *t, const nmb_plan_options_t *o, int n)
         if (o->rank_gpus && (g < 0 || g >= t->num_gpus))
             return nmb__fail(-EINVAL, "local rank %d: GPU %d is not a visible GPU (%d visible)", r, g,
                              t->num_gpus);
-        if (!o->rank_gpus && t->num_gpus > 0 && g >= t->num_gpus)
+        if (!o->rank_gpus && g >= t->num_gpus)
             return nmb__fail(-EINVAL,
                              "local rank %d has no GPU: %d local ranks but %d visible GPUs "
                              "(CUDA_VISIBLE_DEVICES=%s); say which GPU each rank drives",
@@ -159,9 +158,53 @@ static int validate(const nmb_topology_t *t, const nmb_plan_options_t *o, int n)
     return 0;
 }
 
+/* Why a node has no rank to place: no GPU CUDA would show this process. */
+static const char *no_gpu_reason(const nmb_topology_t *t, char *buf, size_t len)
+{
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    if (t->num_all_gpus == 0)
+        snprintf(buf, len, "no NVIDIA GPU on this node (sysfs lists no NVIDIA display or 3D controller)");
+    else if (t->num_accessible_gpus == 0)
+        snprintf(buf, len, "this process can open none of the node's %d NVIDIA GPUs (the driver's "
+                 "/proc/driver/nvidia/gpus and /dev/nvidia* hold none: a container given no GPU)", t->num_all_gpus);
+    else
+        snprintf(buf, len, "CUDA_VISIBLE_DEVICES='%.64s' hides every GPU", cvd ? cvd : "");
+    return buf;
+}
+
+/* The rank's GPU, its CPU node, and the note each documented fallback owes
+ * (pin_rank logs it). */
+static int plan_gpu(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan, int r)
+{
+    nmb_rank_plan_t *rp = &plan->ranks[r];
+    char why[256];
+    rp->local_rank = r;
+    rp->cpu_policy = o->cpu_policy;
+    rp->gpu = o->rank_gpus ? o->rank_gpus[r] : r;
+    const nmb_gpu_t *g = &t->gpus[rp->gpu];
+    if (!(rp->gpu_address = nmb__arena_strdup(&plan->arena, g->address)))
+        return -ENOMEM;
+    rp->numa_node = cpu_node_of(t, g->numa_node);
+    why[0] = '\0';
+    if (g->numa_node < 0)
+        snprintf(why, sizeof why, "GPU %s has no NUMA node (numa_node -1): memory policy left to the kernel",
+                 g->address);
+    else if (nmb_topology_node_index(t, g->numa_node) < 0)
+        snprintf(why, sizeof why, "GPU %s names NUMA node %d, which does not exist: locality unknown, memory "
+                 "policy left to the kernel", g->address, g->numa_node);
+    else if (rp->numa_node < 0)
+        snprintf(why, sizeof why, "GPU %s is on NUMA node %d, which has no CPUs and no node with CPUs is "
+                 "near it: locality unknown", g->address, g->numa_node);
+    else if (rp->numa_node != g->numa_node)
+        snprintf(why, sizeof why, "GPU %s is on CPU-less NUMA node %d: CPUs and memory of the nearest "
+                 "node with CPUs, %d", g->address, g->numa_node, rp->numa_node);
+    return why[0] ? nmb__plan_note(&plan->arena, rp, why) : 0;
+}
+
 int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_options_t *opts)
 {
     nmb_plan_options_t defaults;
+    char why[256];
     int err;
     if (!out || !t)
         return nmb__fail(-EINVAL, "nmb_plan_create: %s is NULL", out ? "topology" : "out");
@@ -171,97 +214,41 @@ int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_op
         nmb_plan_options_init(&defaults);
         opts = &defaults;
     }
-    int n = opts->local_world_size ? opts->local_world_size : (t->num_gpus ? t->num_gpus : 1);
+    /* No visible GPU, no rank: nothing says where a rank belongs. */
+    int n = !t->num_gpus ? 0 : opts->local_world_size ? opts->local_world_size : t->num_gpus;
     if ((err = validate(t, opts, n)) < 0)
         return err;
 
     nmb_plan_t *plan = calloc(1, sizeof *plan);
-    int *nic_of_gpu = calloc((size_t)(t->num_all_gpus + 1), sizeof *nic_of_gpu);
-    int *members = calloc((size_t)n, sizeof *members);
-    if (!plan || !nic_of_gpu || !members) {
-        err = -ENOMEM;
-        goto fail;
-    }
+    if (!plan)
+        return -ENOMEM;
     plan->num_ranks = n;
-    if (!(plan->ranks = nmb__arena_alloc(&plan->arena, (size_t)n * sizeof *plan->ranks))) {
+    if (!n && !(plan->note = nmb__arena_strdup(&plan->arena, no_gpu_reason(t, why, sizeof why)))) {
         err = -ENOMEM;
         goto fail;
     }
-    if ((err = nmb__assign_nics(t, nic_of_gpu)) < 0)
+    if (n && !(plan->ranks = nmb__arena_alloc(&plan->arena, (size_t)n * sizeof *plan->ranks))) {
+        err = -ENOMEM;
         goto fail;
-
-    for (int r = 0; r < n; r++) {
-        nmb_rank_plan_t *rp = &plan->ranks[r];
-        rp->local_rank = r;
-        rp->cpu_policy = opts->cpu_policy;
-        rp->gpu = t->num_gpus ? (opts->rank_gpus ? opts->rank_gpus[r] : r) : -1;
-        rp->numa_node = -1;
-        if (rp->gpu < 0)
-            continue;
-        const nmb_gpu_t *g = &t->gpus[rp->gpu];
-        rp->gpu_address = nmb__arena_strdup(&plan->arena, g->address);
-        rp->numa_node = cpu_node_of(t, g->numa_node);
-        /* The documented fallbacks say so in the note (pin_rank logs it). */
-        char why[256];
-        why[0] = '\0';
-        if (g->numa_node < 0)
-            snprintf(why, sizeof why, "GPU %s has no NUMA node (numa_node -1): CPUs from the whole allowed set, "
-                     "memory policy left to the kernel", g->address);
-        else if (rp->numa_node < 0)
-            snprintf(why, sizeof why, "GPU %s is on NUMA node %d, which has no CPUs and no node with CPUs is "
-                     "near it: locality unknown", g->address, g->numa_node);
-        else if (rp->numa_node != g->numa_node)
-            snprintf(why, sizeof why, "GPU %s is on CPU-less NUMA node %d: CPUs and memory of the nearest "
-                     "node with CPUs, %d", g->address, g->numa_node, rp->numa_node);
-        if (why[0] && (err = nmb__plan_note(&plan->arena, rp, why)) < 0)
-            goto fail;
-        int nic = nic_of_gpu[g->physical_index];
-        if (nic >= 0) {
-            rp->nic = nmb__arena_strdup(&plan->arena, t->nics[nic].name);
-            rp->nic_port = nmb__usable_port(&t->nics[nic])->port;
-            rp->distance = nmb__pci_distance(t, g->pci, t->nics[nic].pci);
-            if (!rp->nic) {
-                err = -ENOMEM;
-                goto fail;
-            }
-        }
-        if (!rp->gpu_address) {
-            err = -ENOMEM;
-            goto fail;
-        }
     }
-    /* CPUs: ranks grouped by node; the unknown-locality group last, so it
-     * can keep clear of what located ranks hold. */
-    nmb_bitmap_t taken;
-    nmb_bitmap_zero(&taken);
-    for (int pass = 0; pass < 2; pass++)
-    for (int r = 0; r < n; r++) {
-        int node = plan->ranks[r].numa_node, k = 0, first = 1;
-        if ((node < 0) != (pass == 1))
-            continue;
-        for (int q = 0; q < r; q++)
-            if (plan->ranks[q].numa_node == node)
-                first = 0;
-        if (!first)
-            continue;
-        for (int q = r; q < n; q++)
-            if (plan->ranks[q].numa_node == node)
-                members[k++] = q;
-        if ((err = nmb__plan_group_cpus(t, opts, node, members, k, plan->ranks, &taken, &plan->arena)) < 0)
+    for (int r = 0; r < n; r++)
+        if ((err = plan_gpu(t, opts, plan, r)) < 0)
             goto fail;
-    }
+    if ((err = nmb__plan_nics(t, opts, plan)) < 0 || (err = nmb__plan_cpus(t, opts, plan)) < 0)
+        goto fail;
     for (int r = 0; r < n; r++) {
         if ((err = plan_memory(t, opts, &plan->ranks[r])) < 0 ||
             (err = nmb__plan_env(plan, opts, &plan->ranks[r])) < 0)
             goto fail;
     }
-    free(nic_of_gpu);
-    free(members);
     *out = plan;
     return 0;
 fail:
-    free(nic_of_gpu);
-    free(members);
     nmb_plan_destroy(plan);
     return err;
+}
+
+const char *nmb_plan_note(const nmb_plan_t *plan)
+{
+    return plan ? plan->note : NULL;
 }

@@ -23,15 +23,18 @@ static void reserved_cpus(const nmb_topology_t *t, int reserve, nmb_bitmap_t *ou
     }
 }
 
-/* When the process may use fewer CPUs than are online, a launcher may
- * have bound it before numabind ran: say so where a plan fails for want
- * of CPUs, since the cure is on the launcher's command line. */
+/* Where a plan fails for want of CPUs and the process may use fewer CPUs
+ * than are online, say why, since the cure is outside numabind: the job's
+ * cpuset, or, where no cpuset was readable, a launcher's binding. */
 static const char *narrowed_hint(const nmb_topology_t *t)
 {
     if (nmb_bitmap_count(&t->allowed_cpus) >= nmb_bitmap_count(&t->online))
         return "";
-    return "; this process may use only some online CPUs: if a launcher bound it already, start it "
-           "unbound (mpirun --bind-to none, srun --cpu-bind=none) so every rank plans from the same set";
+    if (t->allowed_from_cgroup)
+        return "; the process's cgroup cpuset holds only some online CPUs: give the job a cpuset "
+               "holding its GPUs' NUMA nodes";
+    return "; this process may use only some online CPUs and no cgroup cpuset says what it may widen to: "
+           "if a launcher bound it already, start it unbound (mpirun --bind-to none, srun --cpu-bind=none)";
 }
 
 /* The CPUs a group of ranks on `node` (-1: unknown locality) shares: the
@@ -149,7 +152,7 @@ static int socket_of(const nmb_topology_t *t, const nmb_bitmap_t *pool, nmb_bitm
     return 0;
 }
 
-int nmb__plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node, int *members,
+static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node, int *members,
                            int k, nmb_rank_plan_t *ranks, nmb_bitmap_t *taken, nmb_arena_t *arena)
 {
     nmb_bitmap_t pool, reserved, *shares = calloc((size_t)k, sizeof *shares);
@@ -207,5 +210,106 @@ done:
     }
 out:
     free(shares);
+    return err;
+}
+
+/* Exclusive shares never overlap, so a rank whose GPU's locality is
+ * unknown (numa_node -1, or a node that does not exist) beside located ranks
+ * takes CPUs none of them holds: the CPUs of nodes no located rank uses,
+ * when there are enough for the unknown ranks; else each joins the split of
+ * the node with the fewest ranks (then the lowest id). Writes into
+ * cpu_node[] the node whose CPUs each rank's share comes from (-1: the
+ * left-over CPUs) and notes which. */
+static int place_unknown(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan, int *cpu_node)
+{
+    nmb_bitmap_t left, reserved;
+    int unknown = 0, located = 0;
+    char why[512], a[256];
+    reserved_cpus(t, o->reserve_cores, &reserved);
+    nmb_bitmap_andnot(&left, &t->allowed_cpus, &reserved);
+    for (int r = 0; r < plan->num_ranks; r++) {
+        int idx = nmb_topology_node_index(t, cpu_node[r]);
+        if (cpu_node[r] < 0) {
+            unknown++;
+            continue;
+        }
+        located++;
+        nmb_bitmap_andnot(&left, &left, &t->nodes[idx].cpus);
+    }
+    if (!unknown)
+        return 0;
+    if (nmb_bitmap_count(&left) >= unknown) {
+        if (located)
+            snprintf(why, sizeof why, "locality unknown: CPUs no located rank holds (%s)",
+                     nmb__fmt_list(&left, a, sizeof a));
+        else
+            snprintf(why, sizeof why, "locality unknown: CPUs split from the whole allowed set");
+        for (int r = 0; r < plan->num_ranks; r++)
+            if (cpu_node[r] < 0 && nmb__plan_note(&plan->arena, &plan->ranks[r], why) < 0)
+                return -ENOMEM;
+        return 0;
+    }
+    for (int r = 0; r < plan->num_ranks; r++) {
+        if (cpu_node[r] >= 0)
+            continue;
+        int best = -1, best_k = 0;
+        for (int n = 0; n < t->num_nodes; n++) {
+            nmb_bitmap_t cpus;
+            nmb_bitmap_and(&cpus, &t->nodes[n].cpus, &t->allowed_cpus);
+            nmb_bitmap_andnot(&cpus, &cpus, &reserved);
+            if (nmb_bitmap_iszero(&cpus))
+                continue;
+            int k = 0;
+            for (int q = 0; q < plan->num_ranks; q++)
+                k += cpu_node[q] == t->nodes[n].id;
+            if (best < 0 || k < best_k || (k == best_k && t->nodes[n].id < best))
+                best = t->nodes[n].id, best_k = k;
+        }
+        if (best < 0)
+            break; /* no allowed CPU anywhere: the split says so */
+        cpu_node[r] = best;
+        snprintf(why, sizeof why, "locality unknown and no CPUs left over: CPUs from the split of NUMA node %d, "
+                 "the node with the fewest ranks", best);
+        if (nmb__plan_note(&plan->arena, &plan->ranks[r], why) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int nmb__plan_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan)
+{
+    int n = plan->num_ranks, err = 0;
+    int *cpu_node = calloc((size_t)(n ? n : 1), sizeof *cpu_node), *members = calloc((size_t)(n ? n : 1), sizeof *members);
+    if (!cpu_node || !members) {
+        err = -ENOMEM;
+        goto out;
+    }
+    for (int r = 0; r < n; r++)
+        cpu_node[r] = plan->ranks[r].numa_node;
+    if ((o->cpu_policy == NMB_CPU_EXCLUSIVE || o->cpu_policy == NMB_CPU_CORE_COMPLEX) &&
+        (err = place_unknown(t, o, plan, cpu_node)) < 0)
+        goto out;
+    /* Ranks grouped by the node their CPUs come from; the left-over group
+     * last, so it can keep clear of what located ranks hold. */
+    nmb_bitmap_t taken;
+    nmb_bitmap_zero(&taken);
+    for (int pass = 0; pass < 2; pass++)
+        for (int r = 0; r < n; r++) {
+            int node = cpu_node[r], k = 0, first = 1;
+            if ((node < 0) != (pass == 1))
+                continue;
+            for (int q = 0; q < r && first; q++)
+                first = cpu_node[q] != node;
+            if (!first)
+                continue;
+            for (int q = r; q < n; q++)
+                if (cpu_node[q] == node)
+                    members[k++] = q;
+            if ((err = plan_group_cpus(t, o, node, members, k, plan->ranks, &taken, &plan->arena)) < 0)
+                goto out;
+        }
+out:
+    free(cpu_node);
+    free(members);
     return err;
 }

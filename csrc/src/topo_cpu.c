@@ -257,32 +257,64 @@ int nmb__read_nodes_and_cpus(nmb_topology_t *t)
     return read_cpus(t);
 }
 
-/* cgroup v2: the effective cpuset of the process's cgroup, when present. */
-static int read_cgroup_set(nmb_fs_t *fs, const char *file, nmb_bitmap_t *out)
+/* The cpuset the process's cgroup enforces, which bounds what it may widen
+ * its affinity to: cgroup v2's cpuset.<cpus|mems>.effective of its group or,
+ * where the cpuset controller is not enabled there, of the nearest ancestor
+ * that has the file (a group without it inherits); else cgroup v1's cpuset
+ * hierarchy at /sys/fs/cgroup/cpuset (cpuset.effective_<x>, older kernels
+ * cpuset.<x>). `cgroup` is /proc/self/cgroup's text. -ENOENT when none. */
+static int cgroup_set(nmb_fs_t *fs, const char *cgroup, int mems, nmb_bitmap_t *out)
 {
-    char buf[16384], path[PATH_MAX];
-    if (nmb__fs_read(fs, "/proc/self/cgroup", buf, sizeof buf) < 0)
-        return -ENOENT;
-    for (char *line = buf; line && *line;) {
-        char *next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        if (strncmp(line, "0::", 3) == 0) {
-            const char *group = line + 3;
-            if (strcmp(group, "/") == 0)
-                group = "";
-            if (snprintf(path, sizeof path, "/sys/fs/cgroup%s/%s", group, file) >= (int)sizeof path)
-                return -ENAMETOOLONG;
-            int err = nmb__fs_read_list(fs, path, out);
-            if (err < 0 || nmb_bitmap_iszero(out))
-                return -ENOENT; /* an empty effective set means "inherit" */
-            return 0;
+    char line[PATH_MAX], path[PATH_MAX + 64];
+    for (int v1 = 0; v1 < 2; v1++) {
+        for (const char *p = cgroup; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+            size_t n = strcspn(p, "\n");
+            if (n >= sizeof line)
+                continue;
+            memcpy(line, p, n);
+            line[n] = '\0';
+            /* "0::/path" (v2), "5:cpuset:/path" or "5:cpu,cpuset:/path" (v1) */
+            char *controllers = strchr(line, ':'), *group = controllers ? strchr(controllers + 1, ':') : NULL;
+            if (!group)
+                continue;
+            *group++ = '\0';
+            *controllers++ = '\0';
+            int match = v1 ? strstr(controllers, "cpuset") != NULL : strcmp(line, "0") == 0 && !*controllers;
+            if (!match || group[0] != '/')
+                continue;
+            for (char *end = group + strlen(group);; *end = '\0') {
+                while (end > group && end[-1] == '/')
+                    *--end = '\0';
+                const char *names[2][2] = {{"cpuset.cpus.effective", "cpuset.mems.effective"},
+                                           {"cpuset.effective_cpus", "cpuset.effective_mems"}};
+                const char *older[2] = {"cpuset.cpus", "cpuset.mems"};
+                for (int k = 0; k < 1 + v1; k++) {
+                    snprintf(path, sizeof path, "/sys/fs/cgroup%s%s/%s", v1 ? "/cpuset" : "", group,
+                             k ? older[mems] : names[v1][mems]);
+                    if (nmb__fs_read_list(fs, path, out) == 0 && !nmb_bitmap_iszero(out))
+                        return 0;
+                    nmb__clear_error(); /* absent here: the parent's file says it */
+                }
+                if (!(end = strrchr(group, '/')) || end == group) {
+                    if (!group[0] || strcmp(group, "/") == 0)
+                        break;
+                    group[0] = '\0';
+                    end = group;
+                    continue;
+                }
+            }
         }
-        line = next;
     }
     return -ENOENT;
 }
 
+/* What the process may use: the cgroup's cpuset (what it may widen its
+ * affinity to), not its current affinity — a launcher that bound the rank
+ * before numabind ran (mpirun's default binding, srun --cpu-bind, an outer
+ * numabind exec) would otherwise have every rank plan from another set.
+ * The affinity is what the kernel enforces now; it lies inside the cpuset,
+ * and where it does not (a cgroup tree this process cannot see as the kernel
+ * does) the affinity is taken instead. */
 static int read_allowed(nmb_topology_t *t, char *status, char *value)
 {
     int err = nmb__fs_read(&t->fs, "/proc/self/status", status, NMB_LIST_MAX);
@@ -301,10 +333,10 @@ static int read_allowed(nmb_topology_t *t, char *status, char *value)
             CPU_FREE(mask);
             return nmb__fail(err, "sched_getaffinity failed");
         }
-        nmb_bitmap_zero(&t->allowed_cpus);
+        nmb_bitmap_zero(&t->affinity);
         for (int c = 0; c < NMB_BITMAP_BITS; c++)
             if (CPU_ISSET_S(c, size, mask))
-                nmb_bitmap_set(&t->allowed_cpus, c);
+                nmb_bitmap_set(&t->affinity, c);
         CPU_FREE(mask);
     } else {
         if (!have_status)
@@ -312,7 +344,7 @@ static int read_allowed(nmb_topology_t *t, char *status, char *value)
                              t->fs.root);
         if (nmb__status_field(status, "Cpus_allowed_list", value, NMB_LIST_MAX) < 0)
             return nmb__fail(-EINVAL, "proc/self/status has no Cpus_allowed_list line");
-        if ((err = nmb_bitmap_parse_list(&t->allowed_cpus, value)) < 0)
+        if ((err = nmb_bitmap_parse_list(&t->affinity, value)) < 0)
             return nmb__fail(err, "proc/self/status: Cpus_allowed_list '%.64s' is not a CPU list", value);
     }
 
@@ -325,12 +357,24 @@ static int read_allowed(nmb_topology_t *t, char *status, char *value)
             nmb_bitmap_set(&t->allowed_mems, t->nodes[i].id);
     }
 
-    nmb_bitmap_t cg;
-    if (read_cgroup_set(&t->fs, "cpuset.cpus.effective", &cg) == 0)
-        nmb_bitmap_and(&t->allowed_cpus, &t->allowed_cpus, &cg);
-    if (read_cgroup_set(&t->fs, "cpuset.mems.effective", &cg) == 0)
-        nmb_bitmap_and(&t->allowed_mems, &t->allowed_mems, &cg);
+    nmb_bitmap_t cg, outside;
+    t->allowed_cpus = t->affinity;
+    t->allowed_from_cgroup = 0;
+    /* The cgroup file read into status's buffer: status is parsed already. */
+    if (nmb__fs_read(&t->fs, "/proc/self/cgroup", status, NMB_LIST_MAX) >= 0) {
+        if (cgroup_set(&t->fs, status, 0, &cg) == 0) {
+            nmb_bitmap_andnot(&outside, &t->affinity, &cg);
+            if (nmb_bitmap_iszero(&outside)) {
+                t->allowed_cpus = cg;
+                t->allowed_from_cgroup = 1;
+            }
+        }
+        if (cgroup_set(&t->fs, status, 1, &cg) == 0)
+            nmb_bitmap_and(&t->allowed_mems, &t->allowed_mems, &cg);
+    }
+    nmb__clear_error();
     nmb_bitmap_and(&t->allowed_cpus, &t->allowed_cpus, &t->online);
+    nmb_bitmap_and(&t->affinity, &t->affinity, &t->online);
     return 0;
 }
 

@@ -54,28 +54,79 @@ static int read_uuid_file(nmb_topology_t *t, struct uuid_ctx *ctx)
     return ctx->err;
 }
 
-/* The NVIDIA driver's own file, /proc/driver/nvidia/gpus/<address>/information,
- * holds a "GPU UUID:" line: reading it costs microseconds where starting NVML
- * costs ~50 ms. GPUs without it (no driver here, another root) keep NULL. */
-static int read_driver_uuids(nmb_topology_t *t, struct uuid_ctx *ctx, int *missing)
+/* The NVIDIA driver's procfs: /proc/driver/nvidia/gpus/<address>/information
+ * holds "GPU UUID:" (microseconds to read, where starting NVML costs ~50 ms)
+ * and "Device Minor:", the N of the GPU's /dev/nvidiaN.
+ *
+ * It also says which GPUs this process can open. libnvidia-container (Docker
+ * --gpus, the Kubernetes device plugin, enroot/pyxis; src/nvc_mount.c) puts a
+ * tmpfs over /proc/driver/nvidia, bind-mounts only the selected GPUs'
+ * gpus/<address> directories and creates only their /dev/nvidia<minor>
+ * nodes; sysfs, not namespaced, still shows every GPU. CUDA sees only what it
+ * can open, so its device 0 may be the machine's GPU 4. A GPU is accessible
+ * when that directory lists it and its device node exists; without the
+ * driver's directory (no driver here, a tree captured without it) nothing
+ * says otherwise, and when no listed GPU has a node yet (nvidia-modprobe creates
+ * them when CUDA starts on a bare host) nodes decide nothing. */
+#define DRIVER_GPUS "/proc/driver/nvidia/gpus"
+
+static int cmp_name(const void *key, const void *elem)
 {
-    char path[128], buf[4096];
-    *missing = 0;
+    return strcmp(key, *(char *const *)elem);
+}
+
+static int read_driver_procfs(nmb_topology_t *t, struct uuid_ctx *ctx, int *missing_uuids)
+{
+    char path[160], buf[4096], **names = NULL;
+    int n = nmb__fs_list(&t->fs, DRIVER_GPUS, &names), any_node = 0, err = 0;
+    /* The driver's directory without gpus/: a container given no GPU
+     * (libnvidia-container makes gpus/ only to mount one into it). */
+    if (n == -ENOENT && nmb__fs_exists(&t->fs, "/proc/driver/nvidia/version"))
+        n = 0;
+    *missing_uuids = 0;
+    char *has_node = calloc((size_t)(t->num_all_gpus ? t->num_all_gpus : 1), 1);
+    if (!has_node) {
+        nmb__fs_free_names(names, n > 0 ? n : 0);
+        return -ENOMEM;
+    }
     for (int i = 0; i < t->num_all_gpus; i++) {
         nmb_gpu_t *g = &t->all_gpus[i];
-        if (g->uuid)
+        g->minor = -1;
+        g->accessible = n < 0; /* no driver directory: nothing says otherwise */
+        if (n <= 0 || !bsearch(g->address, names, (size_t)n, sizeof *names, cmp_name)) {
+            *missing_uuids += !g->uuid;
             continue;
-        snprintf(path, sizeof path, "/proc/driver/nvidia/gpus/%s/information", g->address);
-        const char *line = NULL;
-        if (nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0)
-            line = strstr(buf, "GPU UUID:");
+        }
+        g->accessible = 1;
+        snprintf(path, sizeof path, DRIVER_GPUS "/%s/information", g->address);
+        if (nmb__fs_read(&t->fs, path, buf, sizeof buf) < 0) {
+            *missing_uuids += !g->uuid;
+            continue;
+        }
+        const char *line = strstr(buf, "GPU UUID:");
         char uuid[128];
-        if (line && sscanf(line + strlen("GPU UUID:"), " %127s", uuid) == 1 && strncmp(uuid, "GPU-", 4) == 0)
+        unsigned minor;
+        if (g->uuid || !line)
+            *missing_uuids += !g->uuid;
+        else if (sscanf(line + strlen("GPU UUID:"), " %127s", uuid) == 1 && strncmp(uuid, "GPU-", 4) == 0)
             set_uuid(ctx, g->address, uuid);
         else
-            (*missing)++;
+            (*missing_uuids)++;
+        if ((line = strstr(buf, "Device Minor:")) && sscanf(line + strlen("Device Minor:"), " %u", &minor) == 1 &&
+            minor < 1u << 20) {
+            g->minor = (int)minor;
+            snprintf(path, sizeof path, "/dev/nvidia%u", minor);
+            any_node |= has_node[i] = (char)nmb__fs_exists(&t->fs, path);
+        }
     }
-    return ctx->err;
+    for (int i = 0; i < t->num_all_gpus && any_node; i++)
+        if (t->all_gpus[i].minor >= 0 && !has_node[i])
+            t->all_gpus[i].accessible = 0;
+    free(has_node);
+    nmb__fs_free_names(names, n > 0 ? n : 0);
+    if (n < 0 && n != -ENOENT && n != -ENOTDIR)
+        err = n; /* there, but unreadable: never guess which GPUs CUDA sees */
+    return err < 0 ? err : ctx->err;
 }
 
 int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
@@ -110,7 +161,7 @@ int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
     else
         err = 0;
     if (err >= 0)
-        err = read_driver_uuids(t, &ctx, &missing);
+        err = read_driver_procfs(t, &ctx, &missing);
     if (err >= 0 && nmb__fs_live(&t->fs) && missing > 0 && !(flags & NMB_TOPOLOGY_NO_NVML)) {
         /* NVML absent or failing only means the UUIDs stay unknown. */
         nmb__nvml_uuids(set_uuid, &ctx);
@@ -119,24 +170,40 @@ int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
     if (err < 0)
         goto out;
 
+    /* CUDA numbers the GPUs it can open; CUDA_VISIBLE_DEVICES picks among those. */
+    int *accessible = calloc((size_t)(n ? n : 1), sizeof *accessible), num_accessible = 0;
+    if (!accessible) {
+        err = -ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (flags & NMB_TOPOLOGY_ALL_GPUS)
+            t->all_gpus[i].accessible = 1;
+        if (t->all_gpus[i].accessible)
+            accessible[num_accessible++] = i;
+    }
+    t->num_accessible_gpus = num_accessible;
     const char *visible = (flags & NMB_TOPOLOGY_ALL_GPUS) ? NULL : getenv("CUDA_VISIBLE_DEVICES");
     if (!visible) {
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < num_accessible; i++)
             order[i] = i;
-        t->num_gpus = n;
+        t->num_gpus = num_accessible;
     } else {
-        for (int i = 0; i < n; i++)
-            uuids[i] = t->all_gpus[i].uuid;
-        err = nmb__parse_cuda_visible(visible, uuids, n, order);
-        if (err < 0)
+        for (int i = 0; i < num_accessible; i++)
+            uuids[i] = t->all_gpus[accessible[i]].uuid;
+        err = nmb__parse_cuda_visible(visible, uuids, num_accessible, order);
+        if (err < 0) {
+            free(accessible);
             goto out;
+        }
         t->num_gpus = err;
         err = 0;
     }
     for (int i = 0; i < t->num_gpus; i++) {
-        t->gpus[i] = t->all_gpus[order[i]];
+        t->gpus[i] = t->all_gpus[accessible[order[i]]];
         t->gpus[i].index = i;
     }
+    free(accessible);
 out:
     free(order);
     free(uuids);

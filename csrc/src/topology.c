@@ -154,6 +154,11 @@ const nmb_bitmap_t *nmb_topology_allowed_cpus(const nmb_topology_t *t)
     return t ? &t->allowed_cpus : NULL;
 }
 
+const nmb_bitmap_t *nmb_topology_affinity_cpus(const nmb_topology_t *t)
+{
+    return t ? &t->affinity : NULL;
+}
+
 const nmb_bitmap_t *nmb_topology_allowed_mems(const nmb_topology_t *t)
 {
     return t ? &t->allowed_mems : NULL;

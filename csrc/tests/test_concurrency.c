@@ -20,7 +20,7 @@
 #include "common.h"
 #include "internal.h"
 
-static char dgx[4096];
+static char dgx[4096], two_gpu[4096]; /* two GPUs on CPUs 0-1: this machine's plan */
 
 /* Everything a topology and its default plan say, as text. */
 static char *describe(const char *root)
@@ -164,7 +164,7 @@ static void test_apply_while_threads_start(void)
     nmb_bitmap_t before;
     nmb_bitmap_zero(&before);
     sched_getaffinity(0, sizeof before, (cpu_set_t *)&before);
-    CHECK_INT(nmb_topology_create(&t, NULL, 0), 0);
+    CHECK_INT(nmb_topology_create(&t, two_gpu, 0), 0);
     nmb_plan_options_init(&o);
     o.local_world_size = 2;
     CHECK_INT(nmb_plan_create(&p, t, &o), 0);
@@ -207,7 +207,7 @@ static void test_fork(void)
     nmb_bitmap_zero(&before);
     nmb_bitmap_zero(&after);
     sched_getaffinity(0, sizeof before, (cpu_set_t *)&before);
-    CHECK_INT(nmb_topology_create(&t, NULL, 0), 0);
+    CHECK_INT(nmb_topology_create(&t, two_gpu, 0), 0);
     nmb_plan_options_init(&o);
     o.local_world_size = 2;
     CHECK_INT(nmb_plan_create(&p, t, &o), 0);
@@ -245,6 +245,7 @@ int main(int argc, char **argv)
     if (argc < 2)
         return 2;
     snprintf(dgx, sizeof dgx, "%s/dgx-h100", argv[1]);
+    snprintf(two_gpu, sizeof two_gpu, "%s/plain-2cpu-2gpu", argv[1]);
     unsetenv("CUDA_VISIBLE_DEVICES");
     unsetenv("NUMABIND_FSROOT");
     unsetenv("LOCAL_WORLD_SIZE");

@@ -45,13 +45,22 @@ static void test_dgx_plan(void)
         CHECK_INT(nmb_bitmap_count(&rp->cpus), 28);
         CHECK(!nmb_bitmap_intersects(&rp->cpus, &seen));
         nmb_bitmap_or(&seen, &seen, &rp->cpus);
-        CHECK_INT(rp->num_env, 4);
+        CHECK_INT(rp->num_env, 5);
+        CHECK_INT(rp->num_hcas, 1);
+        snprintf(buf, sizeof buf, "%s:1", nics[r]);
+        CHECK_STR(rp->hcas[0], buf);
     }
     nmb_bitmap_format_list(&nmb_plan_rank(p, 4)->cpus, buf, sizeof buf);
     CHECK_STR(buf, "56-69,168-181");
     CHECK_STR(nmb_plan_rank(p, 1)->env[0].name, "NVSHMEM_HCA_LIST");
     CHECK_STR(nmb_plan_rank(p, 1)->env[0].value, "mlx5_3:1");
-    CHECK_STR(nmb_plan_rank(p, 1)->env[2].value, "=mlx5_3:1");
+    /* NCCL_IB_HCA: one node-wide value, the compute NICs in PCI order. */
+    for (int r = 0; r < 8; r++)
+        CHECK_STR(nmb_plan_rank(p, r)->env[2].value,
+                  "=mlx5_0:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_9:1,mlx5_10:1,mlx5_11:1");
+    CHECK_STR(nmb_plan_rank(p, 1)->env[4].name, "EP_NIC_NAME");
+    CHECK_STR(nmb_plan_rank(p, 1)->env[4].value, "mlx5_3");
+    CHECK(nmb_plan_note(p) == NULL);
     CHECK(nmb_plan_rank(p, 8) == NULL);
     nmb_plan_destroy(p);
 
@@ -311,7 +320,7 @@ static void test_apply_live(void)
         nmb_test_failures++;
         return;
     }
-    nmb_topology_t *t = load(NULL);
+    nmb_topology_t *t = load("plain-2cpu-2gpu"); /* rank r on CPU r of this machine */
     nmb_plan_options_t o;
     nmb_plan_options_init(&o);
     o.local_world_size = 2;
@@ -388,6 +397,44 @@ static void test_apply_live(void)
     nmb_topology_destroy(t);
 }
 
+/* A container given GPUs 4-7 of a DGX H100 (libnvidia-container's view):
+ * CUDA's device 0 is the machine's GPU 4, which keeps its own NIC. */
+static void test_container_plan(void)
+{
+    nmb_topology_t *t = load("dgx-h100-container");
+    nmb_plan_t *p;
+    CHECK_INT(nmb_topology_num_all_gpus(t), 8);
+    CHECK_INT(nmb_topology_num_gpus(t), 4);
+    CHECK_STR(nmb_topology_gpu(t, 0)->address, "0000:9d:00.0");
+    CHECK_INT(nmb_topology_gpu(t, 0)->minor, 4);
+    CHECK_INT(nmb_topology_all_gpu(t, 0)->accessible, 0);
+    CHECK_INT(nmb_topology_all_gpu(t, 4)->accessible, 1);
+    CHECK_INT(nmb_plan_create(&p, t, NULL), 0);
+    CHECK_INT(nmb_plan_num_ranks(p), 4);
+    CHECK_STR(nmb_plan_rank(p, 0)->nic, "mlx5_6");
+    CHECK_STR(nmb_plan_rank(p, 3)->nic, "mlx5_11");
+    CHECK_INT(nmb_plan_rank(p, 0)->numa_node, 1);
+    nmb_plan_destroy(p);
+    nmb_topology_destroy(t);
+}
+
+/* No GPU, no rank: the plan says why instead. */
+static void test_no_gpu_plan(void)
+{
+    nmb_topology_t *t = load("plain-2cpu-no-gpu");
+    nmb_plan_t *p;
+    nmb_plan_options_t o;
+    nmb_plan_options_init(&o);
+    o.local_world_size = 2;
+    CHECK_INT(nmb_plan_create(&p, t, &o), 0);
+    CHECK_INT(nmb_plan_num_ranks(p), 0);
+    CHECK(nmb_plan_note(p) && strstr(nmb_plan_note(p), "no NVIDIA GPU on this node"));
+    CHECK(nmb_plan_rank(p, 0) == NULL);
+    CHECK_INT(nmb_plan_apply(p, 0, 0, NULL), -EINVAL);
+    nmb_plan_destroy(p);
+    nmb_topology_destroy(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -397,6 +444,8 @@ int main(int argc, char **argv)
     unsetenv("NUMABIND_FSROOT");
     unsetenv("LOCAL_WORLD_SIZE");
     test_dgx_plan();
+    test_container_plan();
+    test_no_gpu_plan();
     test_rank_from_env();
     test_launcher_precedence();
     test_slurm_size();

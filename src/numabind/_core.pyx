@@ -59,7 +59,7 @@ cdef dict gpu_dict(const c.nmb_topology_t *t, const c.nmb_gpu_t *g):
     cdef const c.nmb_pci_function_t *f = c.nmb_topology_pci(t, g.pci)
     return dict(index=g.index, physical_index=g.physical_index, pci_address=text(g.address),
                 numa_node=node_or_none(g.numa_node), uuid=text(g.uuid), local_cpus=bits(&f.local_cpus),
-                device=f.device)
+                device=f.device, accessible=bool(g.accessible), minor=None if g.minor < 0 else g.minor)
 
 
 cdef class TopologyHandle:
@@ -147,6 +147,7 @@ cdef class TopologyHandle:
                     gpus=gpus, all_gpus=all_gpus, nics=nics, gpu_nic_distances=distances,
                     online_cpus=bits(c.nmb_topology_online_cpus(t)),
                     allowed_cpus=bits(c.nmb_topology_allowed_cpus(t)),
+                    affinity_cpus=bits(c.nmb_topology_affinity_cpus(t)),
                     allowed_mems=bits(c.nmb_topology_allowed_mems(t)))
 
     def files(self):
@@ -267,8 +268,13 @@ cdef class PlanHandle:
                 distance=c.nmb_distance_name(r.distance).decode() if r.distance > 0 else None,
                 env=[(text(r.env[j].name), text(r.env[j].value), text(r.env[j].user), bool(r.env[j].kept))
                      for j in range(r.num_env)],
+                hcas=tuple(text(r.hcas[j]) for j in range(r.num_hcas)),
                 note=text(r.note)))
         return out
+
+    def note(self):
+        """Why the plan has no ranks, or None."""
+        return text(c.nmb_plan_note(self.ptr))
 
     def apply(self, int local_rank, unsigned flags=0):
         """Applies one rank's plan to this process; returns the report."""

@@ -48,12 +48,19 @@ def render(topo: Topology) -> str:
                         + [fmt(g.local_cpus) or "N/A", _node(g.numa_node)])
         out += ["", _table(rows)]
         out += [""] + [f"GPU{g.index}: {g.pci_address}" + (f"  {g.uuid}" if g.uuid else "") for g in topo.gpus]
-        hidden = len(topo.all_gpus) - len(topo.gpus)
+        hidden = sum(g.accessible for g in topo.all_gpus) - len(topo.gpus)
         if hidden:
             out.append(f"({hidden} more GPU(s) hidden by CUDA_VISIBLE_DEVICES)")
     else:
-        out += ["", "No NVIDIA GPU found" + (f" ({len(topo.all_gpus)} hidden by CUDA_VISIBLE_DEVICES)."
-                                              if topo.all_gpus else ".")]
+        hidden = sum(g.accessible for g in topo.all_gpus)
+        out += ["", "No NVIDIA GPU found" + (f" ({hidden} hidden by CUDA_VISIBLE_DEVICES)." if hidden else ".")]
+    closed = [g for g in topo.all_gpus if not g.accessible]
+    if closed:
+        # libnvidia-container: sysfs shows the node's every GPU, the container opens its own.
+        out += [f"This process cannot open {len(closed)} of the node's {len(topo.all_gpus)} GPUs (not in "
+                "/proc/driver/nvidia/gpus or no /dev/nvidia node: another container's); NICs are still "
+                "assigned over all of them:"]
+        out += [f"  {g.pci_address}  NUMA {_node(g.numa_node)}" for g in closed]
     if topo.nics:
         rows = [["NIC", "PCI", "NUMA", "netdev", "port", "state", "link", "rate"]]
         for n in topo.nics:
@@ -71,6 +78,8 @@ def render(topo: Topology) -> str:
                      _gib(node.mem_total_bytes), " ".join(map(str, node.distances))])
     out += ["", _table(rows)]
     out += ["", f"Allowed CPUs: {fmt(topo.allowed_cpus)}   allowed memory nodes: {fmt(topo.allowed_mems)}"]
+    if topo.affinity_cpus != topo.allowed_cpus:
+        out.append(f"Bound now to CPUs {fmt(topo.affinity_cpus)} (a launcher's binding?): plans use the allowed CPUs")
     if topo.gpus and topo.nics:
         out += ["", LEGEND]
     return "\n".join(out)
@@ -142,13 +151,17 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
 def _cmd_plan(args: argparse.Namespace) -> int:
     topo = numabind.topology()
     plan = numabind.plan(topology=topo, **_plan_kwargs(args))
-    ranks = plan.ranks if args.local_rank is None else (rank_in(plan.ranks, args.local_rank, "", "plan"),)
+    ranks = (plan.ranks if args.local_rank is None or not plan.ranks
+             else (rank_in(plan.ranks, args.local_rank, "", "plan"),))
     if args.svg:
         rc = _write_svg(args.svg, topo, ranks)
         if rc or args.svg == "-":
             return rc
     if args.json:
-        print(json.dumps({"ranks": [r.to_dict() for r in ranks]}, indent=2))
+        print(json.dumps({"ranks": [r.to_dict() for r in ranks], "note": plan.note}, indent=2))
+        return 0
+    if not ranks:
+        print(f"No ranks: {plan.note}")
         return 0
     rows = [["rank", "GPU", "PCI", "NUMA", "CPUs", "memory", "NIC", "class"]]
     for r in ranks:

@@ -4,6 +4,9 @@ under ``NUMABIND_FSROOT`` (as ``hwloc-gather-topology`` does for hwloc).
 The C core records each path it reads, lists or resolves; this module walks
 those paths on the real filesystem, keeping symbolic links as links (made
 relative, so the tree resolves inside itself) and file contents as read.
+That includes the NVIDIA driver's ``/proc/driver/nvidia/gpus`` and the
+``/dev/nvidia<minor>`` nodes that say which GPUs this process can open (in
+a container, only its own); device nodes are stored as empty regular files.
 """
 
 from __future__ import annotations
@@ -77,6 +80,16 @@ class _Capture:
         self.added.add(path)
         self.tar.addfile(info, io.BytesIO(data))
 
+    def _placeholder(self, path: str) -> None:
+        """A device node (/dev/nvidia4) as an empty regular file: the core
+        only asks whether it exists, and an archive of character devices
+        would not unpack without root."""
+        if path in self.added:
+            return
+        self._dir(os.path.dirname(path))
+        self.added.add(path)
+        self.tar.addfile(self._info(path, tarfile.REGTYPE, 0o444), io.BytesIO(b""))
+
     def path(self, path: str, depth: int = 0) -> None:
         """Adds `path` and every link met on the way to it."""
         if depth > 40:
@@ -102,6 +115,8 @@ class _Capture:
                     self.listing(current)
                 elif stat.S_ISREG(st.st_mode):
                     self._file(current)
+                elif stat.S_ISCHR(st.st_mode):
+                    self._placeholder(current)
 
     def listing(self, path: str) -> None:
         """A listed directory's entries: links and directories (files are

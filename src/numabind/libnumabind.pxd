@@ -77,6 +77,7 @@ cdef extern from "numabind/numabind.h" nogil:
     const nmb_cache_t *nmb_topology_l3(const nmb_topology_t *topo, int index)
     const nmb_bitmap_t *nmb_topology_online_cpus(const nmb_topology_t *topo)
     const nmb_bitmap_t *nmb_topology_allowed_cpus(const nmb_topology_t *topo)
+    const nmb_bitmap_t *nmb_topology_affinity_cpus(const nmb_topology_t *topo)
     const nmb_bitmap_t *nmb_topology_allowed_mems(const nmb_topology_t *topo)
 
     ctypedef struct nmb_host_bridge_t:
@@ -112,6 +113,8 @@ cdef extern from "numabind/numabind.h" nogil:
         const char *address
         int numa_node
         const char *uuid
+        int accessible
+        int minor
 
     int nmb_topology_num_gpus(const nmb_topology_t *topo)
     const nmb_gpu_t *nmb_topology_gpu(const nmb_topology_t *topo, int index)
@@ -197,6 +200,8 @@ cdef extern from "numabind/numabind.h" nogil:
         int num_env
         const nmb_env_var_t *env
         const char *note
+        int num_hcas
+        const char *const *hcas
 
     ctypedef struct nmb_plan_t:
         pass
@@ -204,6 +209,7 @@ cdef extern from "numabind/numabind.h" nogil:
     int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *topo, const nmb_plan_options_t *opts)
     void nmb_plan_destroy(nmb_plan_t *plan)
     int nmb_plan_num_ranks(const nmb_plan_t *plan)
+    const char *nmb_plan_note(const nmb_plan_t *plan)
     const nmb_rank_plan_t *nmb_plan_rank(const nmb_plan_t *plan, int local_rank)
     int nmb_local_rank_from_env(int *rank, const char **source)
     int nmb_local_world_size_from_env(int *size, const char **source)

@@ -11,22 +11,26 @@ and UCX. On failure the process is left as it was.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from numabind import _core
-from numabind.errors import PlacementError
+from numabind.errors import NumabindError, PlacementError
 from numabind.topology import Topology, topology as read_topology
 
 __all__ = ["RankPlan", "Plan", "plan", "pin_rank", "CPU_POLICIES", "MEM_POLICIES"]
 
 # pin_rank logs every fallback the plan took (a GPU without a NUMA node, on a
-# CPU-less node, SMT siblings split) as a warning, and NIC variables kept
-# from the environment as info (docs/reliability.md).
+# CPU-less node, SMT siblings split, a node-wide NVSHMEM_HCA_LIST taken as the
+# candidates) as a warning, a node without a visible GPU as a warning, and NIC
+# variables kept from the environment as info, or as a warning where they
+# contradict the plan (docs/reliability.md).
 log = logging.getLogger("numabind")
 
 CPU_POLICIES = ("exclusive", "node", "socket", "core-complex", "none")
@@ -51,6 +55,9 @@ class RankPlan:
     env: dict[str, str]             #: variables this rank exports
     kept_env: dict[str, str]        #: variables the user had set, kept instead
     note: str | None = None         #: why a fallback was taken
+    #: every compute NIC as close to the GPU as ``hca`` under one PCIe switch,
+    #: "name:port", PCI order (OCI's two ports per GPU); ``hca`` is the one exported
+    hcas: tuple[str, ...] = ()
     rank_source: str | None = None  #: where the local rank came from ("LOCAL_RANK", "argument")
     applied: bool = False
     report: dict[str, Any] | None = field(default=None, compare=False)
@@ -66,7 +73,7 @@ class RankPlan:
             "hca": self.hca, "hca_port": self.hca_port, "distance": self.distance, "env": dict(self.env),
             "gpu": self.gpu, "cpu_policy": self.cpu_policy, "locality": self.locality,
             "kept_env": dict(self.kept_env), "note": self.note, "rank_source": self.rank_source,
-            "applied": self.applied,
+            "applied": self.applied, "hcas": list(self.hcas),
         }
 
     def to_json(self) -> str:
@@ -85,6 +92,7 @@ class Plan:
     """Every local rank's placement."""
 
     ranks: tuple[RankPlan, ...]
+    note: str | None = None         #: why there are no ranks (no GPU this process can see)
 
     def __getitem__(self, rank: int) -> RankPlan:
         return self.ranks[rank]
@@ -93,7 +101,7 @@ class Plan:
         return len(self.ranks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ranks": [r.to_dict() for r in self.ranks]}
+        return {"ranks": [r.to_dict() for r in self.ranks], "note": self.note}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -156,12 +164,12 @@ def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem:
     """
     topo = topology if topology is not None else read_topology()
     handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
-    return Plan(_rank_plans(handle))
+    return Plan(_rank_plans(handle), handle.note())
 
 
-# The topology pin_rank plans from is read once per process: after the first
-# pin, the process's affinity is the rank's share, and planning again from
-# that would split the share instead of the node.
+# The topology pin_rank plans from is read once per process (the plan comes
+# from the cgroup's cpuset, not the affinity, so a second read would give the
+# same plan; this only saves the read).
 _pinned_lock = threading.Lock()
 _pinned_topology: dict[tuple[int, str | None, str | None], Topology] = {}
 
@@ -214,25 +222,52 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
 
     Binds every thread to the rank's CPUs, sets the memory policy (threads
     started later inherit it), optionally migrates pages already touched,
-    and exports the rank's NIC as ``NVSHMEM_HCA_LIST`` (with
-    ``NVSHMEM_ENABLE_NIC_PE_MAPPING=1``), ``NCCL_IB_HCA`` and
-    ``UCX_NET_DEVICES`` — keeping values the user set unless
-    ``override_env``. Call it before CUDA, NCCL or NVSHMEM start.
+    and exports the rank's NIC as ``NVSHMEM_HCA_LIST`` (one entry, with
+    ``NVSHMEM_ENABLE_NIC_PE_MAPPING=1``), ``UCX_NET_DEVICES`` and
+    ``EP_NIC_NAME``, and the node's compute NICs as ``NCCL_IB_HCA`` (one
+    value for every rank) — keeping values the user set unless
+    ``override_env`` (a node-wide ``NVSHMEM_HCA_LIST`` is taken as the
+    candidate NICs instead). Call it before CUDA, NVSHMEM or the first NCCL
+    communicator (``init_process_group``) start.
+
+    Where this process can see no GPU (none on the node,
+    ``CUDA_VISIBLE_DEVICES=''``, a container given none) there is no rank to
+    pin: the process is left as it is, a warning is logged, and the returned
+    plan's ``note`` says why.
 
     Returns the rank's :class:`RankPlan`. With ``dry_run`` nothing is
     changed. Raises :class:`numabind.PlacementError` when no plan fits and
     :class:`numabind.BindingError` when applying fails — after restoring the
     previous affinity and memory policy.
     """
-    local_rank, source = resolve_rank(rank)
+    try:
+        local_rank, source = resolve_rank(rank)
+        unnamed = None
+    except NumabindError as e:                  # a bad value is an error; none at all may not be
+        if e.errno != errno.ENOENT:
+            raise
+        local_rank, source, unnamed = 0, None, e
     topo = topology if topology is not None else _process_topology()
     handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
     ranks = _rank_plans(handle)
+    if not ranks:
+        why = handle.note() or "no rank planned"
+        if unnamed is not None:
+            why += "; no local rank in the environment either"
+        return _unpinned(local_rank, source, why, topo, policy)
+    if unnamed is not None:
+        raise unnamed
     result = replace(rank_in(ranks, local_rank, f" (from {source})", "pin_rank"), rank_source=source)
     if result.note:
         log.warning("local rank %d: %s", local_rank, result.note)
+    planned = {name: value for name, value, _user, _kept in handle.ranks()[local_rank]["env"]}
     for name, value in result.kept_env.items():
-        log.info("local rank %d: keeping %s=%s from the environment", local_rank, name, value)
+        if value == planned[name]:
+            log.info("local rank %d: keeping %s=%s from the environment", local_rank, name, value)
+        else:
+            log.warning("local rank %d: keeping %s=%s from the environment; the plan says %s=%s "
+                        "(override_env=True replaces it)", local_rank, name, value, name, planned[name])
+    _warn_if_too_late(result)
     if dry_run:
         return result
     report = handle.apply(local_rank, _core.APPLY_MIGRATE if migrate else 0)
@@ -242,3 +277,27 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
     global _applied, _applied_pid
     _applied, _applied_pid = replace(result, applied=True, report=report), os.getpid()
     return _applied
+
+
+def _unpinned(local_rank: int, source: str | None, why: str, topo: Topology, policy: str) -> RankPlan:
+    """pin_rank where the plan has no ranks: the process is left as it is."""
+    log.warning("local rank %d: not pinned: %s", local_rank, why)
+    return RankPlan(local_rank=local_rank, gpu=None, gpu_pci=None, numa_node=None, cpus=topo.affinity_cpus,
+                    mem_nodes=topo.allowed_mems, cpu_policy=policy, mem_policy="default", hca=None,
+                    hca_port=None, distance=None, env={}, kept_env={}, note=f"not pinned: {why}",
+                    rank_source=source)
+
+
+def _warn_if_too_late(rank: RankPlan) -> None:
+    """NCCL reads its variables when the first communicator starts
+    (init_process_group with the nccl backend, and DeepEP 2.x reuses that
+    communicator): exported later, they reach only later communicators."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        started = dist is not None and dist.is_available() and dist.is_initialized()
+    except Exception:  # a torch too old or too broken to say: nothing to warn about
+        started = False
+    if started and rank.env:
+        log.warning("local rank %d: a torch.distributed process group already exists: NCCL may have read "
+                    "NCCL_IB_HCA before numabind exported it; call pin_rank before init_process_group",
+                    rank.local_rank)

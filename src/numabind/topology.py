@@ -87,6 +87,8 @@ class Gpu:
     uuid: str | None
     local_cpus: tuple[int, ...]
     device: int                    #: PCI device id
+    accessible: bool = True        #: this process can open it (False: another container's GPU)
+    minor: int | None = None       #: N of /dev/nvidiaN, from the driver's procfs
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,13 @@ class Topology:
     pci: tuple[PciFunction, ...]
     gpus: tuple[Gpu, ...]
     all_gpus: tuple[Gpu, ...]      #: every GPU, visible or not, PCI order (index = physical_index)
+    #: ``accessible`` False: sysfs shows it, but this process cannot open it
+    #: (a container's libnvidia-container left it out); CUDA never counts it
     nics: tuple[Nic, ...]
     online_cpus: tuple[int, ...]
-    allowed_cpus: tuple[int, ...]
+    allowed_cpus: tuple[int, ...]  #: what the process may widen to: its cgroup cpuset's online CPUs
     allowed_mems: tuple[int, ...]
+    affinity_cpus: tuple[int, ...]  #: the affinity when read (a launcher may have narrowed it)
     _classes: tuple[tuple[int, ...], ...] = field(repr=False)
     _handle: Any = field(repr=False, compare=False)
 
@@ -162,7 +167,7 @@ class Topology:
                         rate_gbps=p["rate_gbps"], rate=p["rate"])
                 for p in n["ports"])}) for n in s["nics"]),
             online_cpus=s["online_cpus"], allowed_cpus=s["allowed_cpus"],
-            allowed_mems=s["allowed_mems"],
+            allowed_mems=s["allowed_mems"], affinity_cpus=s["affinity_cpus"],
             _classes=tuple(tuple(row) for row in s["gpu_nic_distances"]),
             _handle=handle,
         )
@@ -243,6 +248,7 @@ class Topology:
             "online_cpus": list(self.online_cpus),
             "allowed_cpus": list(self.allowed_cpus),
             "allowed_mems": list(self.allowed_mems),
+            "affinity_cpus": list(self.affinity_cpus),
         }
 
     def __repr__(self) -> str:

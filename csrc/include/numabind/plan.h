@@ -77,17 +77,28 @@ typedef struct nmb_rank_plan {
     int num_env;
     const nmb_env_var_t *env;
     const char *note;         /* why fallbacks were taken ("; " between them), or NULL: a GPU
-                                 without a NUMA node, on a CPU-less node, SMT siblings split */
+                                 without a NUMA node, on a CPU-less node, SMT siblings split,
+                                 a node-wide NVSHMEM_HCA_LIST taken as the candidates */
+    int num_hcas;             /* every compute NIC as close to the GPU as `nic` under one
+                                 PCIe switch (PIX/PXB), `nic` among them; 0 when no NIC */
+    const char *const *hcas;  /* "name:port" each, PCI order */
 } nmb_rank_plan_t;
 
 typedef struct nmb_plan nmb_plan_t;
 
 /* Plans every local rank. Returns 0 and a plan to free with
  * nmb_plan_destroy(), or -EINVAL (bad options, a rank without a GPU, more
- * ranks than CPUs, an empty intersection with the allowed set), with
- * nmb_last_error() naming the value. The plan does not keep `topo`. */
+ * ranks than CPUs, an empty intersection with the allowed set, an
+ * NVSHMEM_HCA_LIST naming no NIC of this node), with nmb_last_error() naming
+ * the value. The plan does not keep `topo`.
+ *
+ * A node where CUDA would show this process no GPU (none in sysfs,
+ * CUDA_VISIBLE_DEVICES='', a container given none, AMD GPUs only) has no
+ * rank to place: the plan has 0 ranks and nmb_plan_note() says why. */
 NMB_EXPORT int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *topo,
                                const nmb_plan_options_t *opts);
+/* Why the plan has no ranks (static to the plan), or NULL when it has some. */
+NMB_EXPORT const char *nmb_plan_note(const nmb_plan_t *plan);
 /* Frees a plan; NULL is a no-op. */
 NMB_EXPORT void nmb_plan_destroy(nmb_plan_t *plan);
 NMB_EXPORT int nmb_plan_num_ranks(const nmb_plan_t *plan);

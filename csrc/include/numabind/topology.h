@@ -36,9 +36,9 @@ enum {
     /* Do not load NVML / libibverbs even on the real host. */
     NMB_TOPOLOGY_NO_NVML = 1u << 1,
     NMB_TOPOLOGY_NO_VERBS = 1u << 2,
-    /* Ignore CUDA_VISIBLE_DEVICES: every GPU visible, in PCI order (the
-     * machine rather than one process's view of it, as numabind gather
-     * captures it). */
+    /* Ignore CUDA_VISIBLE_DEVICES and which GPUs the process can open: every
+     * GPU visible, in PCI order (the machine rather than one process's view
+     * of it, as numabind gather captures it). */
     NMB_TOPOLOGY_ALL_GPUS = 1u << 3,
 };
 
@@ -108,11 +108,20 @@ NMB_EXPORT int nmb_topology_num_l3(const nmb_topology_t *topo);
 NMB_EXPORT const nmb_cache_t *nmb_topology_l3(const nmb_topology_t *topo, int index);
 
 NMB_EXPORT const nmb_bitmap_t *nmb_topology_online_cpus(const nmb_topology_t *topo);
-/* What the process may use: sched_getaffinity() and get_mempolicy()'s
- * allowed nodes on the live host (intersected with cgroup v2
- * cpuset.cpus.effective where present); <root>/proc/self/status under a
- * fixture root. */
+/* What the process may use, and so what plans are made from: the CPUs of
+ * its cgroup's cpuset (cgroup v2 cpuset.cpus.effective of its group or the
+ * nearest ancestor with one, else cgroup v1's cpuset), which is what it may
+ * widen its affinity to; the current affinity only where no cpuset is
+ * readable (or the one read does not hold the affinity). So a rank that a
+ * launcher bound already (mpirun, srun --cpu-bind, taskset, an outer
+ * numabind exec) plans from the same set as an unbound one. Memory nodes:
+ * Mems_allowed of /proc/self/status, within the cgroup's cpuset.mems.
+ * Online CPUs only. Under a root, the same files below it, with
+ * <root>/proc/self/status's Cpus_allowed_list standing for the affinity. */
 NMB_EXPORT const nmb_bitmap_t *nmb_topology_allowed_cpus(const nmb_topology_t *topo);
+/* The calling thread's CPU affinity when the topology was read (under a
+ * root: Cpus_allowed_list), online CPUs only; within the allowed CPUs. */
+NMB_EXPORT const nmb_bitmap_t *nmb_topology_affinity_cpus(const nmb_topology_t *topo);
 NMB_EXPORT const nmb_bitmap_t *nmb_topology_allowed_mems(const nmb_topology_t *topo);
 
 /* ---- PCI ----------------------------------------------------------------- */
@@ -158,15 +167,27 @@ typedef struct nmb_gpu {
     const char *address; /* "dddd:bb:dd.f" */
     int numa_node;       /* -1 when unknown */
     const char *uuid;    /* "GPU-..." from NVML, NULL when unknown */
+    int accessible;      /* 1 when this process can open it (see nmb_topology_num_gpus) */
+    int minor;           /* N of its /dev/nvidiaN from the driver's procfs, -1 when unknown */
 } nmb_gpu_t;
 
-/* The GPUs CUDA will show this process: NVIDIA display/3D controllers in
- * CUDA's order (PCI address order; identical GPUs are ordered so by CUDA's
- * fastest-first rule too), filtered and ordered by CUDA_VISIBLE_DEVICES
- * (indices, or GPU-<uuid> prefixes). */
+/* The GPUs CUDA will show this process: the NVIDIA display/3D controllers
+ * it can open, in CUDA's order (PCI address order; identical GPUs are ordered
+ * so by CUDA's fastest-first rule too), filtered and ordered by
+ * CUDA_VISIBLE_DEVICES (indices, or GPU-<uuid> prefixes).
+ *
+ * "Can open": inside a container made by libnvidia-container (Docker --gpus,
+ * the Kubernetes NVIDIA device plugin, enroot/pyxis) sysfs shows every GPU of
+ * the machine but the driver's /proc/driver/nvidia/gpus lists only the
+ * container's, and only their /dev/nvidia<minor> nodes exist: a GPU is
+ * accessible when that directory lists it and its node exists. Where the
+ * directory is absent every GPU is accessible; where no listed GPU has a
+ * node yet, nodes decide nothing. Under a root, <root>/proc/driver/nvidia/gpus
+ * and <root>/dev/nvidia<minor> (any file) are read the same way. */
 NMB_EXPORT int nmb_topology_num_gpus(const nmb_topology_t *topo);
 NMB_EXPORT const nmb_gpu_t *nmb_topology_gpu(const nmb_topology_t *topo, int index);
-/* Every NVIDIA GPU of the machine, visible or not, in PCI order. */
+/* Every NVIDIA GPU of the machine, visible or not, accessible or not, in PCI
+ * order. With NMB_TOPOLOGY_ALL_GPUS every one is accessible and visible. */
 NMB_EXPORT int nmb_topology_num_all_gpus(const nmb_topology_t *topo);
 NMB_EXPORT const nmb_gpu_t *nmb_topology_all_gpu(const nmb_topology_t *topo, int index);
 
