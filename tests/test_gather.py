@@ -98,6 +98,24 @@ def test_gather_live_host_replays(tree, tmp_path):
     assert strip(replay.to_dict(), live=True) == strip(live.to_dict(), live=True)
 
 
+def test_gather_by_a_narrowed_process_replays_what_it_may_widen_to(tree, tmp_path):
+    # A gathering process bound to one CPU (a launcher's binding): the replay
+    # must plan from the cpuset as the live read does, not from that one CPU,
+    # so the cgroup files that say it are captured too.
+    out = tmp_path / "narrow.tar.gz"
+    code = ("import os, sys; from numabind.gather import gather; "
+            "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); gather(sys.argv[1])")
+    p = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    dest = tree.scratch("replay-narrow")
+    extract(out, dest)
+    replay = numabind.topology(dest)
+    start = sorted(os.sched_getaffinity(0))
+    assert list(replay.affinity_cpus) == [start[0]]
+    assert list(replay.allowed_cpus) == list(numabind.topology().allowed_cpus)
+    assert set(start) <= set(replay.allowed_cpus)
+
+
 def test_gather_python_m(tree, tmp_path):
     """`python -m numabind gather` is the same command."""
     out = tmp_path / "m.tar.gz"

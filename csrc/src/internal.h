@@ -147,7 +147,7 @@ struct nmb_topology {
     nmb_cache_t *l3;
     nmb_bitmap_t online, allowed_cpus, allowed_mems;
     nmb_bitmap_t affinity;   /* the calling thread's, now (allowed_cpus: what it may widen to) */
-    int allowed_from_cgroup; /* allowed_cpus is the cgroup's cpuset, not the affinity */
+    int allowed_from_cpuset; /* allowed_cpus is the cpuset (the kernel's or the cgroup's), not the affinity */
 
     int num_pci;
     nmb_pci_function_t *pci;

@@ -1,4 +1,5 @@
 /* NUMA nodes, CPUs, cores, L3 domains and the process's allowed sets. */
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,13 +309,57 @@ static int cgroup_set(nmb_fs_t *fs, const char *cgroup, int mems, nmb_bitmap_t *
     return -ENOENT;
 }
 
-/* What the process may use: the cgroup's cpuset (what it may widen its
- * affinity to), not its current affinity — a launcher that bound the rank
- * before numabind ran (mpirun's default binding, srun --cpu-bind, an outer
- * numabind exec) would otherwise have every rank plan from another set.
- * The affinity is what the kernel enforces now; it lies inside the cpuset,
- * and where it does not (a cgroup tree this process cannot see as the kernel
- * does) the affinity is taken instead. */
+/* On the live host the kernel says what the process may widen to: a new
+ * thread asks for every online CPU, and sched_setaffinity grants those its
+ * cpuset allows (cpuset_cpus_allowed(), whatever the cgroup version, mounted
+ * or not, namespaced or not). The thread is the probe's own, so no thread of
+ * the caller's changes. -errno where the kernel refuses (a seccomp profile
+ * without sched_setaffinity): the cgroup files are asked instead. */
+struct widen {
+    cpu_set_t *mask;
+    size_t size;
+    int err;
+};
+
+static void *widen_probe(void *arg)
+{
+    struct widen *w = arg;
+    if (sched_setaffinity(0, w->size, w->mask) < 0 || sched_getaffinity(0, w->size, w->mask) < 0)
+        w->err = -errno;
+    return NULL;
+}
+
+static int kernel_cpuset(const nmb_topology_t *t, nmb_bitmap_t *out)
+{
+    struct widen w = {CPU_ALLOC(NMB_BITMAP_BITS), CPU_ALLOC_SIZE(NMB_BITMAP_BITS), 0};
+    pthread_t thread;
+    if (!w.mask)
+        return -ENOMEM;
+    CPU_ZERO_S(w.size, w.mask);
+    for (int c = nmb_bitmap_next(&t->online, 0); c >= 0; c = nmb_bitmap_next(&t->online, c + 1))
+        CPU_SET_S(c, w.size, w.mask);
+    int err = pthread_create(&thread, NULL, widen_probe, &w);
+    if (err == 0)
+        err = pthread_join(thread, NULL) ? -EAGAIN : w.err;
+    else
+        err = -err;
+    if (err == 0) {
+        nmb_bitmap_zero(out);
+        for (int c = 0; c < NMB_BITMAP_BITS; c++)
+            if (CPU_ISSET_S(c, w.size, w.mask))
+                nmb_bitmap_set(out, c);
+    }
+    CPU_FREE(w.mask);
+    return err;
+}
+
+/* What the process may use: its cpuset (what it may widen its affinity to),
+ * not its current affinity — a launcher that bound the rank before numabind
+ * ran (mpirun's default binding, srun --cpu-bind, an outer numabind exec)
+ * would otherwise have every rank plan from another set. On the live host
+ * the kernel's answer (kernel_cpuset), else the cgroup's files; under a root
+ * the files alone. The affinity lies inside the cpuset; where the files say
+ * otherwise (a tree that mixes two processes) the affinity is taken. */
 static int read_allowed(nmb_topology_t *t, char *status, char *value)
 {
     int err = nmb__fs_read(&t->fs, "/proc/self/status", status, NMB_LIST_MAX);
@@ -359,14 +404,17 @@ static int read_allowed(nmb_topology_t *t, char *status, char *value)
 
     nmb_bitmap_t cg, outside;
     t->allowed_cpus = t->affinity;
-    t->allowed_from_cgroup = 0;
+    t->allowed_from_cpuset = nmb__fs_live(&t->fs) && kernel_cpuset(t, &t->allowed_cpus) == 0;
     /* The cgroup file read into status's buffer: status is parsed already. */
     if (nmb__fs_read(&t->fs, "/proc/self/cgroup", status, NMB_LIST_MAX) >= 0) {
-        if (cgroup_set(&t->fs, status, 0, &cg) == 0) {
+        /* The files where the kernel did not answer, and whenever paths are
+         * recorded: numabind gather must capture what a replay plans from. */
+        int answered = t->allowed_from_cpuset;
+        if ((!answered || t->fs.record) && cgroup_set(&t->fs, status, 0, &cg) == 0 && !answered) {
             nmb_bitmap_andnot(&outside, &t->affinity, &cg);
             if (nmb_bitmap_iszero(&outside)) {
                 t->allowed_cpus = cg;
-                t->allowed_from_cgroup = 1;
+                t->allowed_from_cpuset = 1;
             }
         }
         if (cgroup_set(&t->fs, status, 1, &cg) == 0)

@@ -10,8 +10,9 @@
  * Every file is read below one root: `fsroot` when given, else the
  * environment's NUMABIND_FSROOT, else "/". Under a root other than "/", NVML
  * and libibverbs are not consulted (they would describe the real host), the
- * process's allowed sets come from <root>/proc/self/status, and GPU UUIDs
- * from <root>/numabind/gpu-uuids when that file exists.
+ * process's allowed sets come from <root>/proc/self/status and the cgroup
+ * files below the root, and GPU UUIDs from <root>/numabind/gpu-uuids when
+ * that file exists.
  *
  * A topology is immutable once created. Every pointer an accessor returns
  * stays valid until nmb_topology_destroy(). Indices are positions in the
@@ -108,16 +109,19 @@ NMB_EXPORT int nmb_topology_num_l3(const nmb_topology_t *topo);
 NMB_EXPORT const nmb_cache_t *nmb_topology_l3(const nmb_topology_t *topo, int index);
 
 NMB_EXPORT const nmb_bitmap_t *nmb_topology_online_cpus(const nmb_topology_t *topo);
-/* What the process may use, and so what plans are made from: the CPUs of
- * its cgroup's cpuset (cgroup v2 cpuset.cpus.effective of its group or the
- * nearest ancestor with one, else cgroup v1's cpuset), which is what it may
- * widen its affinity to; the current affinity only where no cpuset is
- * readable (or the one read does not hold the affinity). So a rank that a
- * launcher bound already (mpirun, srun --cpu-bind, taskset, an outer
- * numabind exec) plans from the same set as an unbound one. Memory nodes:
- * Mems_allowed of /proc/self/status, within the cgroup's cpuset.mems.
- * Online CPUs only. Under a root, the same files below it, with
- * <root>/proc/self/status's Cpus_allowed_list standing for the affinity. */
+/* What the process may use, and so what plans are made from: the online
+ * CPUs of its cpuset, which is what it may widen its affinity to, not the
+ * affinity itself. So a rank that a launcher bound already (mpirun, srun
+ * --cpu-bind, taskset, an outer numabind exec) plans from the same set as an
+ * unbound one. On the live host the kernel says (a short-lived thread asks
+ * sched_setaffinity for every online CPU and reads back what the cpuset
+ * granted); where it refuses, and under a root, the cgroup's files: v2
+ * cpuset.cpus.effective of the process's group or the nearest ancestor that
+ * has one, else v1's /sys/fs/cgroup/cpuset/<group>/cpuset.effective_cpus
+ * (cpuset.cpus); the affinity where none is readable or the one read does
+ * not hold it. Memory nodes: Mems_allowed of /proc/self/status, within the
+ * cgroup's cpuset.mems. Under a root, <root>/proc/self/status's
+ * Cpus_allowed_list stands for the affinity. */
 NMB_EXPORT const nmb_bitmap_t *nmb_topology_allowed_cpus(const nmb_topology_t *topo);
 /* The calling thread's CPU affinity when the topology was read (under a
  * root: Cpus_allowed_list), online CPUs only; within the allowed CPUs. */

@@ -48,6 +48,16 @@ def host_bridge(fn: Path) -> str:
     return next(part for part in fn.parts if re.fullmatch(r"pci[0-9a-f]{4}:[0-9a-f]{2}", part))
 
 
+def nccl_ib_hca(layout: dict) -> str:
+    """NCCL_IB_HCA as every rank exports it: "=" and every NIC of the layout
+    (all one soft-RoCE model, so all compute NICs), in the PCI order of the
+    function under each one's netdev, read from the guest's sysfs."""
+    def address(name: str) -> str:
+        netdev = read(SYS / "class" / "infiniband" / name / "parent")
+        return pci_function(SYS / "class" / "net" / netdev / "device").name
+    return "=" + ",".join(f"{n}:1" for n in sorted((n["name"] for n in layout["nics"]), key=address))
+
+
 def netdev_by_mac() -> dict[str, str]:
     out = {}
     for n in (SYS / "class" / "net").iterdir():

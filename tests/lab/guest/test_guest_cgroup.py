@@ -58,3 +58,25 @@ def test_a_rank_whose_node_the_cpuset_excludes_is_refused(layout, job_cgroup):
     assert layout["ranks"].index(outside) == 0
     with pytest.raises(AssertionError, match=rf"PlacementError.*NUMA node {outside['node']} has no allowed CPUs"):
         in_child(_unconfined_gpu_probe, str(job))
+
+
+def _prebound_confined_probe(job: str, visible: str, cpu: int) -> dict:
+    Path(job, "cgroup.procs").write_text(f"{os.getpid()}\n")
+    os.sched_setaffinity(0, {cpu})             # a launcher's binding, inside the cpuset
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible
+    topo = numabind.topology()
+    rank = numabind.pin_rank(0, local_world_size=1)
+    return {"allowed": list(topo.allowed_cpus), "affinity": list(topo.affinity_cpus), "cpus": list(rank.cpus),
+            "now": sorted(os.sched_getaffinity(0))}
+
+
+def test_a_prebound_rank_in_a_cpuset_widens_within_it(layout, job_cgroup):
+    # The cgroup v2 cpuset is what the rank may widen to: bound to one of its
+    # CPUs, the rank is planned on, and pinned to, the whole cpuset's node.
+    job, node = job_cgroup
+    gpu = len(layout["ranks"]) - 1
+    cpu = node["cpus"][-1]
+    res = in_child(_prebound_confined_probe, str(job), str(gpu), cpu)
+    assert res["affinity"] == [cpu]
+    assert res["allowed"] == node["cpus"]
+    assert res["cpus"] == res["now"] == node["cpus"]

@@ -99,7 +99,7 @@ def test_migrate_moves_pages_touched_before(layout, rank, migrate):
 
 
 SYS_MIGRATE_PAGES = 256  # x86_64
-NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES")
+NIC_VARS = ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING", "NCCL_IB_HCA", "UCX_NET_DEVICES", "EP_NIC_NAME")
 
 
 def _refused_migrate_probe(rank: int, size: int, first_on: list[int]) -> dict:

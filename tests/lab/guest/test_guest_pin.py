@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from labkit import LiveChild, Spinner, last_cpu, task_cpus
+from labkit import LiveChild, Spinner, last_cpu, nccl_ib_hca, task_cpus
 
 import numabind
 
@@ -33,7 +33,7 @@ def _pin_probe(rank: int, size: int) -> dict:
     time.sleep(0.5)                           # let every spinner run where it may
     return {"cpus": list(plan.cpus), "report": plan.report, "spinners": before.tids + after.tids,
             "env": {k: os.environ.get(k) for k in ("NVSHMEM_HCA_LIST", "NVSHMEM_ENABLE_NIC_PE_MAPPING",
-                                                   "NCCL_IB_HCA", "UCX_NET_DEVICES")}}
+                                                   "NCCL_IB_HCA", "UCX_NET_DEVICES", "EP_NIC_NAME")}}
 
 
 def test_pin_rank_binds_every_thread(layout, rank):
@@ -49,7 +49,7 @@ def test_pin_rank_binds_every_thread(layout, rank):
     assert res["report"]["threads"] == 4       # the main thread and the 3 already running
     hca = f"{want['hca']}:1"
     assert res["env"] == {"NVSHMEM_HCA_LIST": hca, "NVSHMEM_ENABLE_NIC_PE_MAPPING": "1",
-                          "NCCL_IB_HCA": f"={hca}", "UCX_NET_DEVICES": hca}
+                          "NCCL_IB_HCA": nccl_ib_hca(layout), "UCX_NET_DEVICES": hca, "EP_NIC_NAME": want["hca"]}
 
 
 # A launched process that has not answered in LAUNCH_S gets SIGABRT, on
