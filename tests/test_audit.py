@@ -163,7 +163,7 @@ def test_numa_balancing_read_from_the_machine(tree, root):
 
 def record(rank, host="h", cpus=(0,), planned=(0,), policy="exclusive", gpu_node=0, cpu_nodes=(0,),
            nic=None, hcas=(), mapping=None, mem=("preferred", (0,)), threads=None, nodes=(0, 1), nics=2,
-           balancing=0, pinned=True):
+           balancing=0, pinned=True, nccl="=mlx5_0:1,mlx5_1:1"):
     return {
         "rank": rank, "host": host, "pid": 1, "local_rank": rank, "pinned": pinned,
         "cpu_policy": policy if pinned else None, "planned_cpus": list(planned) if pinned else None,
@@ -171,12 +171,21 @@ def record(rank, host="h", cpus=(0,), planned=(0,), policy="exclusive", gpu_node
         "cpus": list(cpus), "cpu_nodes": list(cpu_nodes), "mem_policy": mem[0], "mem_nodes": list(mem[1]),
         "gpu": rank, "gpu_source": "plan", "gpu_pci": f"0000:0{rank}:00.0", "gpu_node": gpu_node,
         "gpu_cpu_node": gpu_node, "nic": nic, "hca_list": list(hcas), "nic_pe_mapping": mapping,
-        "host_nodes": list(nodes), "host_nics": nics, "numa_balancing": balancing,
+        "host_nodes": list(nodes), "host_nics": nics, "numa_balancing": balancing, "nccl_ib_hca": nccl,
     }
 
 
 def found(*records):
     return {(f.kind, f.severity, f.ranks) for f in audit_mod.findings(records)}
+
+
+def test_nccl_ib_hca_must_be_one_value_per_host():
+    # The per-rank recipe NCCL's maintainers warn against (nccl#1478), and one rank without it.
+    assert found(record(0, nccl="=mlx5_0:1"), record(1, cpus=(1,), planned=(1,), nccl="=mlx5_1:1")) == \
+        {("nccl-hca-differs", "error", (0, 1))}
+    assert found(record(0), record(1, cpus=(1,), planned=(1,), nccl=None)) == {("nccl-hca-differs", "error", (0, 1))}
+    # the same value on every rank of a host, whatever other hosts use
+    assert found(record(0), record(1, cpus=(1,), planned=(1,)), record(2, host="g", nccl="=mlx5_9:1")) == set()
 
 
 def test_rules_clean():

@@ -37,6 +37,7 @@ KINDS = (
     "threads-outside",    # threads of a pinned rank run outside the rank's CPUs
     "nic-shared",         # two ranks of one host use the same NIC
     "nic-list",           # a node-wide NVSHMEM_HCA_LIST: every PE-0 process takes its first NIC
+    "nccl-hca-differs",   # NCCL_IB_HCA differs between ranks of a host: NCCL needs one value
     "numa-balancing",     # kernel.numa_balancing is on: page migrations stall the rank
 )
 _SEVERITIES = ("warning", "error")
@@ -214,6 +215,7 @@ def local_record(*, rank: int = 0, host: str | None = None, topology: Topology |
         "gpu": gpu, "gpu_source": gpu_source, "gpu_pci": gpu_pci, "gpu_node": gpu_node,
         "gpu_cpu_node": _cpu_node(topo, gpu_node),
         "nic": nic, "hca_list": hcas, "nic_pe_mapping": os.environ.get("NVSHMEM_ENABLE_NIC_PE_MAPPING"),
+        "nccl_ib_hca": os.environ.get("NCCL_IB_HCA"),
         "host_nodes": [n.id for n in topo.nodes if n.has_cpus],
         "host_nics": sum(1 for n in topo.nics if any(p.state == "ACTIVE" for p in n.ports)),
         "numa_balancing": _numa_balancing(topo),
@@ -293,6 +295,14 @@ def _host_findings(host: str, ranks: list[dict[str, Any]]) -> list[Finding]:
         add("nic-list", "warning", listed,
             "NVSHMEM_HCA_LIST names several NICs with NVSHMEM_ENABLE_NIC_PE_MAPPING=1: a process that is "
             "PE 0 of its node (every process in DeepEP's normal mode) takes the first NIC")
+    # NCCL builds rings from every rank's NIC list: values that differ break
+    # them (NVIDIA/nccl#1478). Records from before this field count as unset.
+    values = {r.get("nccl_ib_hca") for r in ranks}
+    if len(values) > 1:
+        shown = "; ".join(f"rank {r['rank']}: {r.get('nccl_ib_hca') or '(unset)'}" for r in ranks[:8])
+        add("nccl-hca-differs", "error", [r["rank"] for r in ranks],
+            f"NCCL_IB_HCA differs between the ranks of this host ({shown}{'; ...' if len(ranks) > 8 else ''}): "
+            "NCCL needs one value on every rank (NVIDIA/nccl#1478); numabind exports the node's compute NICs")
     balancing = ranks[0]["numa_balancing"]
     if balancing and multi_node:
         add("numa-balancing", "warning", [r["rank"] for r in ranks],
