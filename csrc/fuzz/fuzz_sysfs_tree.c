@@ -295,7 +295,9 @@ static void check_plan(const nmb_topology_t *t, const nmb_plan_t *plan, const nm
 {
     int n = nmb_plan_num_ranks(plan);
     const nmb_bitmap_t *allowed = nmb_topology_allowed_cpus(t), *mems = nmb_topology_allowed_mems(t);
-    FUZZ_ASSERT(n >= 1);
+    /* No visible GPU, no rank, and a note that says why. */
+    FUZZ_ASSERT((n == 0) == (nmb_topology_num_gpus(t) == 0));
+    FUZZ_ASSERT((nmb_plan_note(plan) != NULL) == (n == 0));
     for (int r = 0; r < n; r++) {
         const nmb_rank_plan_t *p = nmb_plan_rank(plan, r);
         FUZZ_ASSERT(p->local_rank == r && p->gpu >= -1 && p->gpu < nmb_topology_num_gpus(t));
@@ -309,12 +311,11 @@ static void check_plan(const nmb_topology_t *t, const nmb_plan_t *plan, const nm
         if (p->nic)
             FUZZ_ASSERT(nmb_topology_nic_index(t, p->nic) >= 0 && p->distance >= NMB_DIST_PIX &&
                         p->distance <= NMB_DIST_SYS);
-        /* Exclusive ranks of known locality never share a CPU (those of
-         * unknown locality may share with them when nothing else is left). */
-        if (o->cpu_policy == NMB_CPU_EXCLUSIVE && p->numa_node >= 0)
+        FUZZ_ASSERT(p->nic ? p->num_hcas >= 1 : p->num_hcas == 0);
+        /* Exclusive ranks never share a CPU, whatever their GPUs' locality. */
+        if (o->cpu_policy == NMB_CPU_EXCLUSIVE)
             for (int q = 0; q < r; q++)
-                FUZZ_ASSERT(nmb_plan_rank(plan, q)->numa_node < 0 ||
-                            !nmb_bitmap_intersects(&p->cpus, &nmb_plan_rank(plan, q)->cpus));
+                FUZZ_ASSERT(!nmb_bitmap_intersects(&p->cpus, &nmb_plan_rank(plan, q)->cpus));
     }
 }
 

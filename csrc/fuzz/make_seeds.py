@@ -75,6 +75,10 @@ ENV_PLAN = [
     "NUMABIND_FSROOT=tree/sys\n", "NUMABIND_FSROOT=missing\n", "NUMABIND_FSROOT=\n",
     "NUMABIND_OPTIONS=core-complex,interleave,5,1,0\n", "NUMABIND_OPTIONS=none,local,1,0,0\n",
     "NUMABIND_OPTIONS=socket,fast\n",
+    # a node-wide NVSHMEM_HCA_LIST taken as the candidates, an exclusion, an
+    # entry naming no NIC; EP_NIC_NAME kept
+    "NVSHMEM_HCA_LIST=mlx5_0:1,mlx5_2:1\n", "NVSHMEM_HCA_LIST=^mlx5_0\n",
+    "NVSHMEM_HCA_LIST=mlx5_0:1,mlx5_9\nNUMABIND_OPTIONS=exclusive,bind,4,0,0\n", "EP_NIC_NAME=mlx5_0\n",
 ]
 
 

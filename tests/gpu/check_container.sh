@@ -43,18 +43,23 @@ for n in null zero full random urandom tty nvidiactl nvidia-uvm nvidia-uvm-tools
 done
 mkdir "$w/dev/shm" && mount -t tmpfs tmpfs "$w/dev/shm"
 ln -s /proc/self/fd "$w/dev/fd"
-mount --bind "$w/proc" /proc/driver/nvidia
-mount --bind "$w/dev" /dev
+mount --rbind "$w/proc" /proc/driver/nvidia
+mount --rbind "$w/dev" /dev
 echo "inside: gpus/ = [$(ls /proc/driver/nvidia/gpus 2>/dev/null | tr "\n" " ")] /dev: [$(ls /dev | grep nvidia | tr "\n" " ")]"
-"$PY" - "$sel" <<"EOF"
+"$PY" - "$sel" "$minor" <<"EOF"
 import sys, torch, numabind
-sel = sys.argv[1]
+sel, minor = sys.argv[1], sys.argv[2]
+if sel:
+    try:
+        info = open(f"/proc/driver/nvidia/gpus/{sel}/information").read()
+        print("information:", [l for l in info.splitlines() if l.startswith(("Device Minor", "GPU UUID"))])
+    except OSError as e:
+        print("information unreadable:", e)
 n = torch.cuda.device_count()
 cuda = []
 for i in range(n):
-    b = torch.cuda.get_device_properties(i).pci_bus_id.lower()     # 00000000:1b:00.0
-    dom, rest = b.split(":", 1)
-    cuda.append(f"{int(dom, 16):04x}:{rest}")
+    p = torch.cuda.get_device_properties(i)
+    cuda.append(f"{p.pci_domain_id:04x}:{p.pci_bus_id:02x}:{p.pci_device_id:02x}.0")
 topo = numabind.topology()
 mine = [g.pci_address for g in topo.gpus]
 closed = [g.pci_address for g in topo.all_gpus if not g.accessible]
@@ -65,6 +70,7 @@ print("plan", [(r.local_rank, r.gpu_pci, r.numa_node) for r in plan], "note:", p
 want = [sel] if sel else []
 assert cuda == want, f"CUDA should see {want}, sees {cuda}"
 assert mine == cuda, f"numabind sees {mine}, CUDA {cuda}"
+assert [g.minor for g in topo.gpus] == ([int(minor)] if sel else []), "the minor of the host, read inside"
 assert len(closed) == len(topo.all_gpus) - len(want)
 assert [r.gpu_pci for r in plan] == want
 assert (plan.note is None) == bool(want)

@@ -10,5 +10,7 @@ numabind_bin=$(dirname "$(command -v "$PY")")/numabind
 "$PY" -m numabind show
 "$PY" -m numabind plan --json | head -c 2000; echo
 "$PY" tests/gpu/check_ordinals.py
+# Containers as libnvidia-container makes them (needs root for the mount namespace).
+if [ "$(id -u)" -eq 0 ]; then bash tests/gpu/check_container.sh; fi
 ngpu=$("$PY" -c "import torch; print(torch.cuda.device_count())")
 "$PY" -m torch.distributed.run --nproc-per-node "$ngpu" tests/gpu/check_pin_audit.py
