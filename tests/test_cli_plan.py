@@ -253,3 +253,32 @@ def test_bad_option_values_exit_without_traceback(args):
     assert p.returncode in (1, 2), (p.returncode, p.stderr)
     assert "Traceback" not in p.stderr, p.stderr
     assert args[args.index("--") - 1 if "--" in args else -1] in p.stderr
+
+
+def test_plan_without_a_visible_gpu_says_why(cli_tree):
+    root = cli_tree("dgx-h100")
+    p = run([*NUMABIND, "plan"], root, {"CUDA_VISIBLE_DEVICES": ""})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "No ranks: CUDA_VISIBLE_DEVICES='' hides every GPU"
+    p = run([*NUMABIND, "plan", "--json", "--local-rank", "0"], root, {"CUDA_VISIBLE_DEVICES": ""})
+    assert json.loads(p.stdout) == {"ranks": [], "note": "CUDA_VISIBLE_DEVICES='' hides every GPU"}
+    p = run([*NUMABIND, "exec", "--local-rank", "0", "--", "sh", "-c", "echo ran; echo ${NCCL_IB_HCA:-unset}"],
+            root, {"CUDA_VISIBLE_DEVICES": ""})
+    assert p.returncode == 0 and p.stdout.split() == ["ran", "unset"], (p.stdout, p.stderr)
+    assert "local rank 0: not pinned: CUDA_VISIBLE_DEVICES='' hides every GPU" in p.stderr
+
+
+def test_plan_lists_equally_close_nics(cli_tree):
+    desc = st.load("dgx-h100")
+    desc["name"] = "dgx-h100-ib-storage"
+    for root in desc["pci"]:
+        stack = list(root["devices"])
+        while stack:
+            d = stack.pop()
+            stack += d.get("children", [])
+            if d.get("ibdev") in ("mlx5_1", "mlx5_2"):
+                d.update(link_layer="InfiniBand", state="ACTIVE", rate="400 Gb/sec (4X NDR)")
+    p = run([*NUMABIND, "plan"], cli_tree(desc))
+    assert p.returncode == 0, p.stderr
+    assert "rank 0: equally close NICs mlx5_0:1, mlx5_1:1, mlx5_2:1 (NVSHMEM gets mlx5_0:1)" in p.stdout
+    assert "rank 1: equally close" not in p.stdout

@@ -171,6 +171,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                      f"{r.hca}:{r.hca_port}" if r.hca else "-", r.distance or "-"])
     print(_table(rows))
     for r in ranks:
+        if len(r.hcas) > 1:
+            print(f"rank {r.local_rank}: equally close NICs {', '.join(r.hcas)} (NVSHMEM gets {r.hca}:{r.hca_port})")
         if r.note:
             print(f"rank {r.local_rank}: {r.note}")
         for name, value in r.kept_env.items():

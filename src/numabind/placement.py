@@ -121,9 +121,10 @@ def _policy(kind: str, value: str, choices: Sequence[str]) -> int:
     return choices.index(value)
 
 
-def _rank_plans(handle: Any) -> tuple[RankPlan, ...]:
+def _rank_plans(rows: list[dict[str, Any]]) -> tuple[RankPlan, ...]:
+    """RankPlans from PlanHandle.ranks()'s rows."""
     out = []
-    for r in handle.ranks():
+    for r in rows:
         env = {name: value for name, value, user, kept in r["env"] if not kept}
         kept = {name: user for name, value, user, kept in r["env"] if kept}
         fields = {k: v for k, v in r.items() if k != "env"}
@@ -164,7 +165,7 @@ def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem:
     """
     topo = topology if topology is not None else read_topology()
     handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
-    return Plan(_rank_plans(handle), handle.note())
+    return Plan(_rank_plans(handle.ranks()), handle.note())
 
 
 # The topology pin_rank plans from is read once per process (the plan comes
@@ -249,7 +250,8 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
         local_rank, source, unnamed = 0, None, e
     topo = topology if topology is not None else _process_topology()
     handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
-    ranks = _rank_plans(handle)
+    rows = handle.ranks()
+    ranks = _rank_plans(rows)
     if not ranks:
         why = handle.note() or "no rank planned"
         if unnamed is not None:
@@ -260,7 +262,7 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
     result = replace(rank_in(ranks, local_rank, f" (from {source})", "pin_rank"), rank_source=source)
     if result.note:
         log.warning("local rank %d: %s", local_rank, result.note)
-    planned = {name: value for name, value, _user, _kept in handle.ranks()[local_rank]["env"]}
+    planned = {name: value for name, value, _user, _kept in rows[local_rank]["env"]}
     for name, value in result.kept_env.items():
         if value == planned[name]:
             log.info("local rank %d: keeping %s=%s from the environment", local_rank, name, value)
