@@ -104,6 +104,26 @@ static int cpu_node_of(const nmb_topology_t *t, int gpu_node)
     return best < 0 ? -1 : t->nodes[best].id;
 }
 
+/* A device whose numa_node is -1 (firmware without _PXM) may still have a
+ * local_cpulist narrower than the machine (the kernel took it from the
+ * host bridge's or an older BIOS's affinity): when those CPUs lie in
+ * exactly one NUMA node, that node is the device's locality. Returns the
+ * node, or -1 (with `nodes` the nodes the list touches) when the list says
+ * nothing (empty, every online CPU) or spans several nodes. */
+static int node_of_local_cpus(const nmb_topology_t *t, const nmb_bitmap_t *local, nmb_bitmap_t *nodes)
+{
+    int found = -1;
+    nmb_bitmap_zero(nodes);
+    if (nmb_bitmap_iszero(local) || nmb_bitmap_is_subset(&t->online, local))
+        return -1;
+    for (int n = 0; n < t->num_nodes; n++)
+        if (nmb_bitmap_intersects(&t->nodes[n].cpus, local)) {
+            nmb_bitmap_set(nodes, t->nodes[n].id);
+            found = t->nodes[n].id;
+        }
+    return nmb_bitmap_count(nodes) == 1 ? found : -1;
+}
+
 /* ---- memory ---- */
 
 static int plan_memory(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_rank_plan_t *r)
@@ -186,7 +206,19 @@ static int plan_gpu(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_pl
         return -ENOMEM;
     rp->numa_node = cpu_node_of(t, g->numa_node);
     why[0] = '\0';
-    if (g->numa_node < 0)
+    nmb_bitmap_t nodes;
+    char cpus[128], spans[64];
+    const nmb_bitmap_t *local = &t->pci[g->pci].local_cpus;
+    int local_node = g->numa_node < 0 ? node_of_local_cpus(t, local, &nodes) : -1;
+    if (local_node >= 0) {
+        rp->numa_node = local_node;
+        snprintf(why, sizeof why, "GPU %s: numa_node -1 but local_cpulist %s lies in NUMA node %d: that "
+                 "node's CPUs and memory", g->address, nmb__fmt_list(local, cpus, sizeof cpus), local_node);
+    } else if (g->numa_node < 0 && nmb_bitmap_count(&nodes) > 1) {
+        snprintf(why, sizeof why, "GPU %s has no NUMA node (numa_node -1) and its local_cpulist %s spans "
+                 "NUMA nodes %s: locality unknown, memory policy left to the kernel", g->address,
+                 nmb__fmt_list(local, cpus, sizeof cpus), nmb__fmt_list(&nodes, spans, sizeof spans));
+    } else if (g->numa_node < 0)
         snprintf(why, sizeof why, "GPU %s has no NUMA node (numa_node -1): memory policy left to the kernel",
                  g->address);
     else if (nmb_topology_node_index(t, g->numa_node) < 0)

@@ -10,8 +10,8 @@
 
 typedef struct pending {
     nmb_pci_function_t fn;
-    char parent[32];      /* address of the upstream bridge, "" under the host bridge */
     char bridge_path[PATH_MAX];
+    int under_bridge;     /* the path holds a host bridge: ancestors lie between it and the function */
 } pending_t;
 
 static int cmp_pending(const void *a, const void *b)
@@ -24,38 +24,48 @@ static int cmp_pending(const void *a, const void *b)
     return 0;
 }
 
-/* Splits the resolved sysfs path of a function into its host bridge (the
- * first "pciDDDD:BB" component: a root complex, one per device under
- * Hyper-V's VMBus) and its upstream bridge (the closest PCI address before
- * it). Components between them that are not PCI addresses (a nested VMD
- * domain) are passed through. */
+/* Finds the host bridge in the resolved sysfs path of a function: the first
+ * "pciDDDD:BB" component (a root complex, one per device under Hyper-V's
+ * VMBus). Without one, the function's own directory stands in. */
 static void place_in_tree(const char *path, pending_t *p)
 {
     char copy[PATH_MAX];
     snprintf(copy, sizeof copy, "%s", path);
-    const char *last_addr = NULL, *prev_addr = NULL;
     size_t bridge_end = 0;
     char *save = NULL;
-    size_t offset = 0;
-    for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
-        offset = (size_t)(comp - copy) + strlen(comp);
-        if (!bridge_end && nmb__is_host_bridge_name(comp)) {
-            bridge_end = offset;
-            continue;
-        }
-        if (bridge_end && nmb__parse_pci_address(comp, NULL, NULL, NULL, NULL) == 0) {
-            prev_addr = last_addr;
-            last_addr = comp;
-        }
-    }
+    for (char *comp = strtok_r(copy, "/", &save); comp && !bridge_end; comp = strtok_r(NULL, "/", &save))
+        if (nmb__is_host_bridge_name(comp))
+            bridge_end = (size_t)(comp - copy) + strlen(comp);
+    p->under_bridge = bridge_end > 0;
     if (!bridge_end) {
-        /* No root complex directory: the function's own directory stands in. */
         const char *slash = strrchr(path, '/');
         bridge_end = slash ? (size_t)(slash - path) : 0;
-        prev_addr = NULL;
     }
     snprintf(p->bridge_path, sizeof p->bridge_path, "%.*s", (int)bridge_end, path);
-    snprintf(p->parent, sizeof p->parent, "%s", prev_addr ? prev_addr : "");
+}
+
+/* The upstream bridge of the function at `path`: the closest PCI address
+ * between the host bridge (whose path is `bridge_len` long) and the function
+ * that sys/bus/pci/devices lists. A bridge the listing lacks (a capture that
+ * left it out, a bridge firmware hides) is passed over, as are components
+ * that are not PCI addresses (a nested VMD domain): the function hangs from
+ * its nearest listed ancestor, never from nothing. -1 directly under the
+ * host bridge. */
+static int nearest_listed_ancestor(const nmb_topology_t *t, const char *path, size_t bridge_len)
+{
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    char *slash = strrchr(copy, '/'); /* the function's own component */
+    while (slash && (size_t)(slash - copy) > bridge_len) {
+        *slash = '\0';
+        slash = strrchr(copy, '/');
+        const char *comp = slash ? slash + 1 : copy;
+        int index;
+        if (nmb__parse_pci_address(comp, NULL, NULL, NULL, NULL) == 0 &&
+            (index = nmb_topology_pci_index(t, comp)) >= 0)
+            return index;
+    }
+    return -1;
 }
 
 static int read_attr_hex(nmb_fs_t *fs, const char *dir, const char *name, unsigned *out)
@@ -136,6 +146,8 @@ int nmb__read_pci(nmb_topology_t *t)
     int count = nmb__fs_list(&t->fs, PCI_DEVICES, &names), err = 0;
     if (count == -ENOENT)
         return 0; /* no PCI bus (some VMs, containers without /sys/bus) */
+    if (count == -ENOTDIR)
+        return count; /* the detail says what stands there instead */
     if (count < 0)
         return nmb__fail(count, "cannot list " PCI_DEVICES);
     pending_t *pend = calloc((size_t)(count ? count : 1), sizeof *pend);
@@ -168,9 +180,7 @@ int nmb__read_pci(nmb_topology_t *t)
         t->pci[i] = pend[i].fn;
     for (int i = 0; i < count; i++) {
         nmb_pci_function_t *f = &t->pci[i];
-        f->parent = pend[i].parent[0] ? nmb_topology_pci_index(t, pend[i].parent) : -1;
-        if (f->parent < 0)
-            f->parent = -1;
+        f->parent = pend[i].under_bridge ? nearest_listed_ancestor(t, f->path, strlen(pend[i].bridge_path)) : -1;
         f->host_bridge = -1;
         for (int h = 0; h < t->num_host_bridges; h++)
             if (strcmp(t->host_bridges[h].path, pend[i].bridge_path) == 0)
