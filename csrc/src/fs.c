@@ -89,17 +89,56 @@ void nmb__fs_describe(const nmb_fs_t *fs, int err)
         nmb__fail(err, "%s%s: %s", fs->root, last_failure.path, strerror(-err));
 }
 
+/* What a non-regular file is, for a person reading the error. */
+static const char *kind_of(mode_t mode)
+{
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a regular file";
+}
+
+/* Refuses anything but a regular file: a FIFO would block a read forever, a
+ * device's open can act (a watchdog starts counting), a socket cannot be
+ * opened at all. -EISDIR for a directory, -EINVAL for the rest; the detail
+ * names the file and what it is. */
+static int refuse_irregular(const nmb_fs_t *fs, const char *path, mode_t mode)
+{
+    if (S_ISREG(mode))
+        return 0;
+    int err = S_ISDIR(mode) ? -EISDIR : -EINVAL;
+    failed(err, path);
+    return nmb__fail(err, "%s%s is %s, not a file", fs->root, path, kind_of(mode));
+}
+
 int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
 {
     char full[PATH_MAX];
+    struct stat st;
     int fd, err;
     size_t used = 0;
     record(fs, path);
     if ((err = full_path(fs, path, full, sizeof full)) < 0)
         return failed(err, path);
-    fd = open(full, O_RDONLY | O_CLOEXEC);
+    /* Looked at before it is opened (links inside the root followed, as
+     * open follows them), so no device is ever opened ... */
+    if (stat(full, &st) < 0)
+        return failed(-errno, path);
+    if ((err = refuse_irregular(fs, path, st.st_mode)) < 0)
+        return err;
+    /* ... and opened non-blocking and looked at again, so a file swapped for
+     * a FIFO in between is refused, not waited on. O_NONBLOCK changes
+     * nothing for a regular file. */
+    fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return failed(-errno, path);
+    if (fstat(fd, &st) < 0 || (err = refuse_irregular(fs, path, st.st_mode)) < 0) {
+        err = err < 0 ? err : -errno;
+        close(fd);
+        return failed(err, path);
+    }
     for (;;) {
         /* One byte more than fits: a file that fills the buffer is read
          * once more, so that a longer one is refused, never cut short (a
@@ -227,6 +266,16 @@ int nmb__fs_list(nmb_fs_t *fs, const char *path, char ***names_out)
     record(fs, path);
     if ((err = full_path(fs, path, full, sizeof full)) < 0)
         return failed(err, path);
+    /* opendir opens with O_DIRECTORY, so nothing else is ever opened; the
+     * stat only names what stood there instead. */
+    struct stat st;
+    if (stat(full, &st) < 0)
+        return failed(-errno, path);
+    if (!S_ISDIR(st.st_mode)) {
+        failed(-ENOTDIR, path);
+        return nmb__fail(-ENOTDIR, "%s%s is %s, not a directory", fs->root, path,
+                         S_ISREG(st.st_mode) ? "a file" : kind_of(st.st_mode));
+    }
     DIR *dir = opendir(full);
     if (!dir)
         return failed(-errno, path);

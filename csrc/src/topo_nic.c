@@ -177,6 +177,8 @@ int nmb__read_nics(nmb_topology_t *t, unsigned flags)
     int n = nmb__fs_list(&t->fs, IB_CLASS, &names), err = 0;
     if (n == -ENOENT || n == 0)
         return 0; /* no RDMA stack: no NICs, not an error */
+    if (n == -ENOTDIR)
+        return n; /* the detail says what stands there instead */
     if (n < 0)
         return nmb__fail(n, "cannot list " IB_CLASS);
     t->nics = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->nics);
