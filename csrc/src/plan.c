@@ -197,7 +197,7 @@ static const char *no_gpu_reason(const nmb_topology_t *t, char *buf, size_t len)
 static int plan_gpu(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan, int r)
 {
     nmb_rank_plan_t *rp = &plan->ranks[r];
-    char why[256];
+    char why[384]; /* room for a 127-character local_cpulist */
     rp->local_rank = r;
     rp->cpu_policy = o->cpu_policy;
     rp->gpu = o->rank_gpus ? o->rank_gpus[r] : r;
