@@ -211,6 +211,19 @@ def test_a_bad_flag_value_names_the_flag(tree, flag, value):
     assert flag.lstrip("-").replace("-", "_") not in p.stderr      # reserve_cores is the Python name
 
 
+@pytest.mark.parametrize("extra, says", [
+    ({"LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1048577"}, "LOCAL_WORLD_SIZE='1048577' is above 1048576"),
+    ({"LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2147483648"}, "LOCAL_WORLD_SIZE='2147483648' is above 1048576"),
+    ({"LOCAL_RANK": "99999999999999999999"}, "LOCAL_RANK='99999999999999999999' is above 1048576"),
+])
+def test_a_launcher_count_past_the_limit_names_the_limit(tree, extra, says):
+    """The C core's hidden cap on launcher counts, now said (docs/launchers.md)."""
+    p = run(["env"], tree("dgx-h100"), extra)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    line = one_error_line(p)
+    assert line == f"numabind: error: {says}, the largest count numabind reads from a launcher", line
+
+
 @pytest.mark.parametrize("kw, says", [
     ({"local_world_size": 2 ** 31}, "local_world_size 2147483648 is above 1048576"),
     ({"local_world_size": 1048577}, "local_world_size 1048577 is above 1048576"),
