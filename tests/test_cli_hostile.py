@@ -341,16 +341,17 @@ def test_gather_dash_writes_the_archive_to_stdout(tree, tmp_path):
     assert got == want
 
 
-def test_gather_dash_to_a_terminal_is_refused(tree):
+def test_gather_dash_to_a_terminal_is_refused(tree, tmp_path):
     primary, secondary = os.openpty()
     try:
         p = run(["gather", "-"], tree("dgx-h100"), stdout=secondary, capture_output=False,
-                stderr=subprocess.PIPE)
+                stderr=subprocess.PIPE, cwd=tmp_path)
     finally:
         os.close(secondary)
         os.close(primary)
     assert p.returncode == 2
     assert "standard output is a terminal" in one_error_line(p)
+    assert list(tmp_path.iterdir()) == [], "wrote a file"
 
 
 def test_gather_empty_name_is_a_usage_error(tree, tmp_path):

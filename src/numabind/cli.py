@@ -199,7 +199,7 @@ def _count(flag: str, minimum: int, maximum: int, limit: str) -> Callable[[str],
         try:
             value = int(text, 10)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{printable(text)!r} is not an integer") from None
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
         if value > maximum:
@@ -304,8 +304,15 @@ def _cmd_exec(args: argparse.Namespace) -> int:
         return code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with what it quotes from the command line escaped."""
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(printable(message))
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="numabind", description=(
+    p = _Parser(prog="numabind", description=(
         "Reads a GPU node's topology and places each rank on the CPUs, memory and NIC closest "
         "to its GPU. NUMABIND_FSROOT=DIR reads a captured or fixture tree instead of this host."))
     p.add_argument("--version", action="version", version=f"numabind {numabind.__version__}")
@@ -362,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
+        _quiet_stdout()   # what is still buffered is dropped, not written at exit
         print("numabind: interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
 
