@@ -148,13 +148,13 @@ def gather(out: str | os.PathLike[str] | IO[bytes], fsroot: str | None = None) -
     ValueError. The capture is of the machine, not of this process's view
     of it: ``CUDA_VISIBLE_DEVICES`` is ignored (a MIG instance in it
     included)."""
-    if not hasattr(out, "write") and os.fspath(out) in ("", b""):
+    if isinstance(out, (str, os.PathLike)) and os.fspath(out) == "":
         raise ValueError("gather: the archive's path is empty")
     handle = _core.TopologyHandle(fsroot, _core.RECORD_FILES | _core.ALL_GPUS)
     topo = Topology._from_handle(handle)
     paths = handle.files()
     root = "" if topo.fsroot == "/" else topo.fsroot
-    if hasattr(out, "write"):
+    if not isinstance(out, (str, os.PathLike)):
         with tarfile.open(fileobj=out, mode="w|gz") as tar:   # a stream: no seeking back
             _write(tar, topo, paths, root)
         return paths
