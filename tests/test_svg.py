@@ -372,10 +372,11 @@ def test_cli_plan_svg(tree, tmp_path):
 
 
 def test_cli_svg_unwritable(tree, tmp_path):
-    p = cli("show", "--svg", str(tmp_path / "missing" / "x.svg"), root=tree("plain-2cpu-no-gpu"))
-    assert p.returncode == 1
+    out = tmp_path / "missing" / "x.svg"
+    p = cli("show", "--svg", str(out), root=tree("plain-2cpu-no-gpu"))
+    assert p.returncode == 74, p.stderr          # EX_IOERR: the output could not be written
     assert "Traceback" not in p.stderr
-    assert p.stderr.startswith("numabind: error: cannot write ") and "missing" in p.stderr, p.stderr
+    assert p.stderr == f"numabind: error: cannot write {out}: No such file or directory\n", p.stderr
 
 
 # -- in a browser -----------------------------------------------------------------------

@@ -44,6 +44,9 @@ static int env_count(const char *name, int minimum, int *out)
     if (!v)
         return -ENOENT;
     long n = count_at(v, &end);
+    if (n < 0 && *v && strspn(v, "0123456789") == strlen(v))   /* digits only: past the limit */
+        return nmb__fail_env(name, -EINVAL, "%s='%.64s' is above %ld, the largest count numabind reads "
+                             "from a launcher", name, v, ENV_MAX);
     if (n < minimum || *end)
         return nmb__fail_env(name, -EINVAL, "%s='%.64s' is not a %s integer", name, v,
                              minimum ? "positive" : "non-negative");

@@ -1,17 +1,55 @@
-"""The ``numabind`` command (also ``python -m numabind``)."""
+"""The ``numabind`` command (also ``python -m numabind``).
+
+Exit status (README's "Exit status"): 0 done; 1 the input or the plan was
+refused (a topology, environment or placement error); 2 a usage error (a bad
+option or option value); 3 ``exec`` could not pin the rank (nothing ran);
+74 the output could not be written (sysexits' EX_IOERR: standard output,
+``--svg FILE``, ``gather OUT``); 126 ``exec``'s command is not executable,
+127 it is not found (as a shell says); 130 interrupted (Ctrl-C, as shells
+report SIGINT). Every error is one line on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numabind
 from numabind import _core
-from numabind.errors import NumabindError
-from numabind.placement import rank_in
+from numabind._printable import printable, shell_quote
+from numabind.errors import BindingError, NumabindError
+from numabind.placement import INT_MAX, LOCAL_WORLD_SIZE_LIMIT, MAX_LOCAL_WORLD_SIZE, rank_in
 from numabind.topology import Topology
+
+EXIT_INPUT = 1        # the topology, the environment or the plan refused
+EXIT_USAGE = 2        # a bad option or option value (argparse's own)
+EXIT_PIN = 3          # exec: pinning failed; the command did not run
+EXIT_OUTPUT = 74      # sysexits.h EX_IOERR: the output could not be written
+EXIT_NOEXEC = 126     # exec: the command is not executable (a shell's 126)
+EXIT_NOTFOUND = 127   # exec: the command is not found (a shell's 127)
+EXIT_INTERRUPT = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+
+
+class OutputError(Exception):
+    """Writing the command's output failed (``what``: what was written)."""
+
+    def __init__(self, what: str, error: OSError) -> None:
+        super().__init__(f"cannot write {what}: {error.strerror or error}")
+        self.error = error
+
+
+def _emit(text: str, end: str = "\n") -> None:
+    """Text to standard output; a write error is an OutputError."""
+    try:
+        sys.stdout.write(text + end)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError("standard output", e) from e
 
 LEGEND = """Legend:
   PIX  = at most one PCIe switch between them
@@ -21,11 +59,16 @@ LEGEND = """Legend:
   SYS  = across NUMA nodes (the SMP interconnect), or locality unknown"""
 
 
+def _error(message: str) -> None:
+    print(f"numabind: error: {printable(message)}", file=sys.stderr)
+
+
 def _node(n: int | None) -> str:
     return "N/A" if n is None else str(n)
 
 
 def _table(rows: list[list[str]]) -> str:
+    rows = [[printable(c) for c in r] for r in rows]   # a tree's names, escaped before measuring
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -38,7 +81,7 @@ def render(topo: Topology) -> str:
     """The text of ``numabind show``: a GPU x NIC matrix like
     ``nvidia-smi topo -m``, then the NICs and the NUMA nodes."""
     out = [f"numabind {numabind.__version__}: topology of "
-           f"{'this host' if topo.live else topo.fsroot}"]
+           f"{'this host' if topo.live else printable(topo.fsroot)}"]
     fmt = _core.format_cpulist
     if topo.gpus:
         header = [""] + [n.name for n in topo.nics] + ["CPU Affinity", "NUMA Affinity"]
@@ -47,7 +90,8 @@ def render(topo: Topology) -> str:
             rows.append([f"GPU{g.index}"] + [topo.distance(g, n).name for n in topo.nics]
                         + [fmt(g.local_cpus) or "N/A", _node(g.numa_node)])
         out += ["", _table(rows)]
-        out += [""] + [f"GPU{g.index}: {g.pci_address}" + (f"  {g.uuid}" if g.uuid else "") for g in topo.gpus]
+        out += [""] + [printable(f"GPU{g.index}: {g.pci_address}" + (f"  {g.uuid}" if g.uuid else ""))
+                       for g in topo.gpus]
         hidden = sum(g.accessible for g in topo.all_gpus) - len(topo.gpus)
         if hidden:
             out.append(f"({hidden} more GPU(s) hidden by CUDA_VISIBLE_DEVICES)")
@@ -60,7 +104,7 @@ def render(topo: Topology) -> str:
         out += [f"This process cannot open {len(closed)} of the node's {len(topo.all_gpus)} GPUs (not in "
                 "/proc/driver/nvidia/gpus or no /dev/nvidia node: another container's); NICs are still "
                 "assigned over all of them:"]
-        out += [f"  {g.pci_address}  NUMA {_node(g.numa_node)}" for g in closed]
+        out += [f"  {printable(g.pci_address)}  NUMA {_node(g.numa_node)}" for g in closed]
     if topo.nics:
         rows = [["NIC", "PCI", "NUMA", "netdev", "port", "state", "link", "rate"]]
         for n in topo.nics:
@@ -91,14 +135,13 @@ def _write_svg(path: str, topo: Topology, ranks: Sequence[numabind.RankPlan] | N
 
     text = svg.render(topo, ranks)
     if path == "-":
-        sys.stdout.write(text)
+        _emit(text, end="")
         return 0
     try:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
     except OSError as e:
-        print(f"numabind: error: cannot write {path}: {e.strerror}", file=sys.stderr)
-        return 1
+        raise OutputError(path, e) from e
     return 0
 
 
@@ -108,36 +151,78 @@ def _cmd_show(args: argparse.Namespace) -> int:
         rc = _write_svg(args.svg, topo)
         if rc or args.svg == "-":
             return rc
-    if args.json:
-        print(json.dumps(topo.to_dict(), indent=2))
-    else:
-        print(render(topo))
+    # JSON escapes control characters itself (\u001b)
+    _emit(json.dumps(topo.to_dict(), indent=2) if args.json else render(topo))
     return 0
 
 
 def _cmd_gather(args: argparse.Namespace) -> int:
     from numabind.gather import gather
 
+    out = args.out
+    if out == "":
+        raise _Usage("gather: the archive's name is empty: name a .tar.gz to write, or - for standard output")
+    if out == "-" and sys.stdout.isatty():
+        raise _Usage("gather -: standard output is a terminal; redirect it (numabind gather - > OUT.tar.gz)")
     try:
-        paths = gather(args.out)
+        if out == "-":
+            sys.stdout.flush()
+            paths = gather(sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            paths = gather(out)
     except OSError as e:
-        if isinstance(e, numabind.NumabindError):
+        if isinstance(e, NumabindError):
             raise
-        print(f"numabind: error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out}: {len(paths)} paths numabind reads on this machine; "
-          f"replay with: mkdir T && tar xzf {args.out} -C T && NUMABIND_FSROOT=T numabind show")
+        # a reader gone away (BrokenPipeError) included: the archive is cut short
+        raise OutputError("standard output" if out == "-" else out, e) from e
+    hint = (f"replay with: mkdir T && tar xzf {'ARCHIVE' if out == '-' else shell_quote(out)} -C T && "
+            "NUMABIND_FSROOT=T numabind show")
+    what = "the archive to standard output" if out == "-" else printable(out)
+    line = f"wrote {what}: {len(paths)} paths numabind reads on this machine; {hint}"
+    # with -, standard output is the archive: the summary goes to stderr
+    if out == "-":
+        print(line, file=sys.stderr)
+    else:
+        _emit(line)
     return 0
+
+
+class _Usage(Exception):
+    """A usage error found after parsing (exit 2)."""
+
+
+def _count(flag: str, minimum: int, maximum: int, limit: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [minimum, maximum]; the error names
+    the flag (argparse adds it), the value and the bound."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is above {maximum}, {limit}")
+        return value
+    parse.__name__ = flag    # argparse names the type in some messages
+    return parse
+
+
+LOCAL_RANK = _count("--local-rank", 0, MAX_LOCAL_WORLD_SIZE - 1,
+                    f"the last local rank of the largest plan ({MAX_LOCAL_WORLD_SIZE} ranks)")
 
 
 def _plan_args(p: argparse.ArgumentParser) -> None:
     from numabind.placement import CPU_POLICIES, MEM_POLICIES
 
-    p.add_argument("--local-world-size", type=int, default=None, metavar="N",
+    p.add_argument("--local-world-size", default=None, metavar="N",
+                   type=_count("--local-world-size", 1, MAX_LOCAL_WORLD_SIZE, LOCAL_WORLD_SIZE_LIMIT),
                    help="ranks on this node (default: LOCAL_WORLD_SIZE etc., else one per visible GPU)")
     p.add_argument("--policy", choices=CPU_POLICIES, default="exclusive", help="CPU policy")
     p.add_argument("--mem", choices=MEM_POLICIES, default="preferred", help="memory policy")
-    p.add_argument("--reserve-cores", type=int, default=0, metavar="K",
+    p.add_argument("--reserve-cores", default=0, metavar="K",
+                   type=_count("--reserve-cores", 0, INT_MAX, "the largest C int"),
                    help="cores per NUMA node held back for the OS and data loaders")
     p.add_argument("--override-env", action="store_true",
                    help="replace NIC variables already set in the environment")
@@ -158,10 +243,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if rc or args.svg == "-":
             return rc
     if args.json:
-        print(json.dumps({"ranks": [r.to_dict() for r in ranks], "note": plan.note}, indent=2))
+        _emit(json.dumps({"ranks": [r.to_dict() for r in ranks], "note": plan.note}, indent=2))
         return 0
     if not ranks:
-        print(f"No ranks: {plan.note}")
+        _emit(printable(f"No ranks: {plan.note}"))
         return 0
     rows = [["rank", "GPU", "PCI", "NUMA", "CPUs", "memory", "NIC", "class"]]
     for r in ranks:
@@ -169,48 +254,65 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                      _node(r.numa_node), _core.format_cpulist(r.cpus),
                      f"{r.mem_policy} {_core.format_cpulist(r.mem_nodes)}",
                      f"{r.hca}:{r.hca_port}" if r.hca else "-", r.distance or "-"])
-    print(_table(rows))
+    lines = [_table(rows)]
     for r in ranks:
         if len(r.hcas) > 1:
-            print(f"rank {r.local_rank}: equally close NICs {', '.join(r.hcas)} (NVSHMEM gets {r.hca}:{r.hca_port})")
+            lines.append(printable(f"rank {r.local_rank}: equally close NICs {', '.join(r.hcas)} "
+                                   f"(NVSHMEM gets {r.hca}:{r.hca_port})"))
         if r.note:
-            print(f"rank {r.local_rank}: {r.note}")
+            lines.append(printable(f"rank {r.local_rank}: {r.note}"))
         for name, value in r.kept_env.items():
-            print(f"rank {r.local_rank}: keeping {name}={value} from the environment")
+            lines.append(printable(f"rank {r.local_rank}: keeping {name}={value} from the environment"))
+    _emit("\n".join(lines))
     return 0
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    import shlex
-
     r = numabind.pin_rank(args.local_rank, dry_run=True, **_plan_kwargs(args))
-    for name, value in r.env.items():
-        print(f"export {name}={shlex.quote(value)}")
+    if r.env:
+        # shell_quote: the same bytes back when evaluated, no control character printed
+        _emit("\n".join(f"export {name}={shell_quote(value)}" for name, value in r.env.items()))
     return 0
 
 
 def _cmd_exec(args: argparse.Namespace) -> int:
-    import os
-
     command = args.command_line
     if command and command[0] == "--":
         command = command[1:]
     if not command:
         print("numabind exec: no command given (numabind exec [options] -- CMD ARGS...)", file=sys.stderr)
-        return 2
-    r = numabind.pin_rank(args.local_rank, migrate=args.migrate, **_plan_kwargs(args))
+        return EXIT_USAGE
+    try:
+        r = numabind.pin_rank(args.local_rank, migrate=args.migrate, **_plan_kwargs(args))
+    except BindingError as e:
+        # the plan was fine; applying it was not (the process is as it was)
+        print(f"numabind exec: error: pinning failed, {printable(command[0])!r} not run: "
+              f"{printable(e.message)}", file=sys.stderr)
+        return EXIT_PIN
     if args.verbose:
-        print(f"numabind: {r!r}", file=sys.stderr)
-    sys.stdout.flush()
+        print(f"numabind: {printable(repr(r))}", file=sys.stderr)
+    try:
+        sys.stdout.flush()
+    except OSError as e:
+        raise OutputError("standard output", e) from e
     try:
         os.execvp(command[0], command)
     except OSError as e:
-        print(f"numabind exec: cannot run {command[0]!r}: {e.strerror}", file=sys.stderr)
-        return 127
+        # as a shell: 127 when there is no such command, 126 when it cannot be run
+        code = EXIT_NOTFOUND if isinstance(e, FileNotFoundError) else EXIT_NOEXEC
+        print(f"numabind exec: cannot run {printable(command[0])!r}: {e.strerror or e}", file=sys.stderr)
+        return code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with what it quotes from the command line escaped."""
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(printable(message))
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="numabind", description=(
+    p = _Parser(prog="numabind", description=(
         "Reads a GPU node's topology and places each rank on the CPUs, memory and NIC closest "
         "to its GPU. NUMABIND_FSROOT=DIR reads a captured or fixture tree instead of this host."))
     p.add_argument("--version", action="version", version=f"numabind {numabind.__version__}")
@@ -220,11 +322,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--svg", metavar="FILE", help="also write a drawing of the machine to FILE (- : stdout only)")
     show.set_defaults(func=_cmd_show)
     gather = sub.add_parser("gather", help="capture every file numabind reads, for NUMABIND_FSROOT")
-    gather.add_argument("out", metavar="OUT.tar.gz")
+    gather.add_argument("out", metavar="OUT.tar.gz", help="the archive to write (- : standard output)")
     gather.set_defaults(func=_cmd_gather)
 
     plan = sub.add_parser("plan", help="print each local rank's CPUs, memory and NIC")
-    plan.add_argument("--local-rank", type=int, default=None, metavar="R", help="only this rank")
+    plan.add_argument("--local-rank", type=LOCAL_RANK, default=None, metavar="R", help="only this rank")
     plan.add_argument("--json", action="store_true", help='print {"ranks": [...]}')
     plan.add_argument("--svg", metavar="FILE", help="also write a drawing of the machine and the ranks to FILE "
                                                     "(- : stdout only)")
@@ -232,13 +334,13 @@ def parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=_cmd_plan)
 
     env = sub.add_parser("env", help="print a rank's NIC variables as shell export lines")
-    env.add_argument("--local-rank", type=int, default=None, metavar="R",
+    env.add_argument("--local-rank", type=LOCAL_RANK, default=None, metavar="R",
                      help="default: from LOCAL_RANK, SLURM_LOCALID, ...")
     _plan_args(env)
     env.set_defaults(func=_cmd_env)
 
     ex = sub.add_parser("exec", help="pin this rank, export its NIC variables, then exec CMD")
-    ex.add_argument("--local-rank", type=int, default=None, metavar="R",
+    ex.add_argument("--local-rank", type=LOCAL_RANK, default=None, metavar="R",
                     help="default: from LOCAL_RANK, SLURM_LOCALID, ...")
     ex.add_argument("--migrate", action="store_true", help="move pages already touched")
     ex.add_argument("-v", "--verbose", action="store_true", help="print the plan to stderr")
@@ -248,18 +350,60 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _no_local_rank(e: NumabindError) -> bool:
+    return e.call == "nmb_local_rank_from_env" and e.errno == errno.ENOENT
+
+
+def _quiet_stdout() -> None:
+    """After a failed write, what is left in stdout's buffer would fail
+    again at exit ("Exception ignored ..."): point stdout at /dev/null."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _quiet_stdout()   # what is still buffered is dropped, not written at exit
+        print("numabind: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
-    except NumabindError as e:
-        print(f"numabind: error: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, TypeError) as e:  # a bad option value, named in the message
-        print(f"numabind: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
+        rc = args.func(args)
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError("standard output", e) from e
+        return rc
+    except BrokenPipeError:  # `numabind show | head`: a reader that goes away is no error
+        _quiet_stdout()
         return 0
+    except OutputError as e:
+        _quiet_stdout()
+        _error(str(e))
+        return EXIT_OUTPUT
+    except NumabindError as e:
+        message = e.message
+        if _no_local_rank(e):
+            message += "; give it with --local-rank R"
+        _error(message)
+        return EXIT_INPUT
+    except _Usage as e:
+        _error(str(e))
+        return EXIT_USAGE
+    except (ValueError, TypeError) as e:  # a bad option value, named in the message
+        _error(str(e))
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

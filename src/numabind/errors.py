@@ -3,6 +3,9 @@
 Every failure of the C core arrives as a :class:`NumabindError`, an
 :class:`OSError` whose ``errno`` is the C call's error, whose message names the
 offending value, and whose ``call`` names the C function that failed.
+``str()`` of one is for a log ("[Errno 22] ... (Invalid argument, from
+nmb_plan_create)"); ``message`` is the sentence alone, for a person (the
+``numabind`` command prints it).
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ __all__ = ["NumabindError", "TopologyError", "EnvironmentValueError", "Placement
 
 
 class NumabindError(OSError):
-    """A numabind C call failed: ``errno``, ``strerror``, ``detail``, ``call``."""
+    """A numabind C call failed: ``errno``, ``strerror``, ``detail``, ``call``,
+    and ``message``: the detail (else the system's text) without the errno
+    or the call."""
 
     def __init__(self, errno: int, strerror: str, detail: str = "", call: str = "") -> None:
         message = detail or strerror
-        if call:
-            message = f"{message} ({strerror}, from {call})"
-        super().__init__(errno, message)
+        full = f"{message} ({strerror}, from {call})" if call else message
+        super().__init__(errno, full)
         self.detail = detail
         self.call = call
+        self.message = message
 
 
 class TopologyError(NumabindError):

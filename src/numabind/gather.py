@@ -16,7 +16,7 @@ import os
 import stat
 import tarfile
 import time
-from typing import Iterable
+from typing import IO, Iterable
 
 from numabind import _core
 from numabind.topology import Topology
@@ -137,29 +137,59 @@ class _Capture:
                 self._dir(child)
 
 
-def gather(out: str | os.PathLike[str], fsroot: str | None = None) -> list[str]:
-    """Writes ``out`` (a .tar.gz) holding every file numabind reads on this
-    machine, plus ``numabind/gpu-uuids`` from NVML. Returns the paths read.
+def gather(out: str | os.PathLike[str] | IO[bytes], fsroot: str | None = None) -> list[str]:
+    """Writes ``out`` (a .tar.gz path, or a binary file object such as
+    ``sys.stdout.buffer``, written as a stream) holding every file numabind
+    reads on this machine, plus ``numabind/gpu-uuids`` from NVML. Returns
+    the paths read.
 
-    The capture is of the machine, not of this process's view of it:
-    ``CUDA_VISIBLE_DEVICES`` is ignored (a MIG instance in it included)."""
+    A write that fails removes the partial archive (a regular file it
+    created or truncated) and raises the OSError; an empty path is a
+    ValueError. The capture is of the machine, not of this process's view
+    of it: ``CUDA_VISIBLE_DEVICES`` is ignored (a MIG instance in it
+    included)."""
+    if isinstance(out, (str, os.PathLike)) and os.fspath(out) == "":
+        raise ValueError("gather: the archive's path is empty")
     handle = _core.TopologyHandle(fsroot, _core.RECORD_FILES | _core.ALL_GPUS)
     topo = Topology._from_handle(handle)
     paths = handle.files()
     root = "" if topo.fsroot == "/" else topo.fsroot
-    with tarfile.open(out, "w:gz") as tar:
-        cap = _Capture(tar, root)
-        for p in paths:
-            cap.path(p)
-        cap.path("/proc/self/status")  # the allowed sets, as the replay reads them
-        uuids = "".join(f"{g.pci_address} {g.uuid}\n" for g in topo.all_gpus if g.uuid)
-        if uuids and "/numabind/gpu-uuids" not in cap.added:
-            cap._dir("/numabind")
-            info = cap._info("/numabind/gpu-uuids", tarfile.REGTYPE, 0o444)
-            data = uuids.encode()
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    if not isinstance(out, (str, os.PathLike)):
+        with tarfile.open(fileobj=out, mode="w|gz") as tar:   # a stream: no seeking back
+            _write(tar, topo, paths, root)
+        return paths
+    with open(out, "wb") as f:
+        try:
+            with tarfile.open(fileobj=f, mode="w:gz") as tar:
+                _write(tar, topo, paths, root)
+            f.flush()
+        except BaseException:
+            # never leave half an archive that looks whole; a device (/dev/full) stays
+            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                try:
+                    os.unlink(out)
+                except OSError:
+                    pass
+            try:
+                f.close()   # drops what the failed write left buffered, or it fails again
+            except OSError:
+                pass
+            raise
     return paths
+
+
+def _write(tar: tarfile.TarFile, topo: Topology, paths: list[str], root: str) -> None:
+    cap = _Capture(tar, root)
+    for p in paths:
+        cap.path(p)
+    cap.path("/proc/self/status")  # the allowed sets, as the replay reads them
+    uuids = "".join(f"{g.pci_address} {g.uuid}\n" for g in topo.all_gpus if g.uuid)
+    if uuids and "/numabind/gpu-uuids" not in cap.added:
+        cap._dir("/numabind")
+        info = cap._info("/numabind/gpu-uuids", tarfile.REGTYPE, 0o444)
+        data = uuids.encode()
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
 
 
 def extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:

@@ -107,11 +107,25 @@ class Plan:
         return json.dumps(self.to_dict(), indent=indent)
 
 
-def _check_int(name: str, value: Any, minimum: int = 0) -> int:
+# The most local ranks a plan has: the C core reads no launcher count above
+# it (LOCAL_WORLD_SIZE, SLURM_TASKS_PER_NODE...: csrc/src/launcher_env.c), and
+# an argument gets the same limit (docs/launchers.md).
+MAX_LOCAL_WORLD_SIZE = 1 << 20
+# A C int: reserve_cores, a GPU index.
+INT_MAX = (1 << 31) - 1
+LOCAL_WORLD_SIZE_LIMIT = "the most local ranks numabind plans on one node"
+
+
+def _check_int(name: str, value: Any, minimum: int = 0, maximum: int = INT_MAX, limit: str = "") -> int:
+    """``value`` when it is an int in [minimum, maximum]; else TypeError or
+    ValueError naming ``name``, the value and the bound (``limit`` says
+    what the maximum is)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {value!r}")
     if value < minimum:
         raise ValueError(f"{name} {value} is below {minimum}")
+    if value > maximum:
+        raise ValueError(f"{name} {value} is above {maximum}" + (f", {limit}" if limit else ", the largest C int"))
     return value
 
 
@@ -141,9 +155,12 @@ def _make_plan(topo: Topology, local_world_size: int | None, policy: str, mem: s
         from_env = _core.local_world_size_from_env()
         local_world_size = from_env[0] if from_env else 0
     else:
-        _check_int("local_world_size", local_world_size, 1)
+        _check_int("local_world_size", local_world_size, 1, MAX_LOCAL_WORLD_SIZE, LOCAL_WORLD_SIZE_LIMIT)
     if gpus is not None:
-        gpus = [_check_int("gpu", g) for g in gpus]
+        gpus = [_check_int(f"gpus[{i}]", g) for i, g in enumerate(gpus)]
+        if len(gpus) > MAX_LOCAL_WORLD_SIZE:
+            raise ValueError(f"gpus names {len(gpus)} ranks, above {MAX_LOCAL_WORLD_SIZE}, "
+                             f"{LOCAL_WORLD_SIZE_LIMIT}")
         if not gpus:
             raise ValueError("gpus is empty: name the visible GPU of every local rank")
         if local_world_size and len(gpus) != local_world_size:
@@ -209,7 +226,8 @@ def rank_in(ranks: Sequence[RankPlan], local_rank: int, origin: str, where: str)
 def resolve_rank(rank: int | None) -> tuple[int, str]:
     """The local rank and where it came from."""
     if rank is not None:
-        return _check_int("rank", rank), "argument"
+        return _check_int("rank", rank, 0, MAX_LOCAL_WORLD_SIZE - 1,
+                          f"the last local rank of the largest plan ({MAX_LOCAL_WORLD_SIZE} ranks)"), "argument"
     return _core.local_rank_from_env()
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Sequence, Union
 
 from numabind import _core
+from numabind._printable import printable
 from numabind.placement import Plan, RankPlan
 from numabind.topology import DistanceClass, Gpu, Nic, PciFunction, Topology
 
@@ -76,6 +77,9 @@ def _fit(text: str, width: float, size: float = SIZE) -> str:
 
 
 def _esc(text: str) -> str:
+    # A tree's names may hold control characters, which XML 1.0 forbids even
+    # as &#27;: they are drawn as text (\x1b), as the CLI prints them.
+    text = printable(text)
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;"))
 

@@ -122,13 +122,14 @@ NMB_EXPORT const nmb_rank_plan_t *nmb_plan_rank(const nmb_plan_t *plan, int loca
  * The first launcher whose rank variable is set gives the rank; its name
  * goes to *source (static storage) when not NULL. -ENOENT when none is set;
  * -EINVAL, with nmb_last_error() naming the variable and its value, when the
- * value is not a count or is not below that launcher's own local size. */
+ * value is not a count, is above 1048576 (2^20, every count's limit), or is
+ * not below that launcher's own local size. */
 NMB_EXPORT int nmb_local_rank_from_env(int *rank, const char **source);
 /* The number of local ranks from the same launcher as the rank (the table
  * above), or, when no rank variable is set, from the first launcher whose
  * size is set; *source names the variable read. -ENOENT when that launcher
  * gives no size (another launcher's size describes another job), -EINVAL
- * when a value is malformed or zero. */
+ * when a value is malformed, zero or above 1048576. */
 NMB_EXPORT int nmb_local_world_size_from_env(int *size, const char **source);
 
 enum {
