@@ -20,7 +20,8 @@ CLI (used by ctest to make trees for the C tests)::
         [--possible-cpus LIST] [--keep-offline-in-node] [--cgroup-cpus LIST]
         [--cgroup-v1-cpus LIST] [--affinity-cpus LIST] [--soft-roce RXE=NETDEV]...
         [--numa-override BDF=N]... [--gpu-uuid BDF=UUID]... [--driver-procfs]
-        [--container-gpus BDF,BDF,...] [--clean]
+        [--container-gpus BDF,BDF,...] [--mask-only NAME,...] [--pre-5-3-topology]
+        [--unknown-package-id] [--no-cpu-online] [--no-proc-status] [--clean]
 
 ``--container-gpus ''`` is a container given no GPU.  A bad option exits 2 with
 ``sysfs_tree: <message>`` on stderr.
@@ -563,9 +564,20 @@ def _meminfo(nid: int, mem_mib: int) -> str:
     return "\n".join(lines)
 
 
-def _write_cpus(root: Path, m: _Machine) -> None:
+# Attributes whose ``_list`` twin ``mask_only`` can leave out: cache/index*/shared_cpu_*
+# and the cpuN/topology masks.
+MASK_ONLY_NAMES = ("shared_cpu", "thread_siblings", "core_siblings", "core_cpus", "package_cpus", "die_cpus")
+# cpuN/topology files that arrived with Linux 5.3 (the multi-die series, commits
+# b73ed8dc0597 and 2e4c54dac7b3); pre_5_3_topology leaves them out.
+TOPOLOGY_5_3 = ("die_id", "core_cpus", "core_cpus_list", "package_cpus", "package_cpus_list",
+                "die_cpus", "die_cpus_list")
+
+
+def _write_cpus(root: Path, m: _Machine, *, mask_only: tuple[str, ...] = (), pre_5_3_topology: bool = False,
+                unknown_package_id: bool = False, no_cpu_online: bool = False) -> None:
     base = "sys/devices/system/cpu"
-    _write(root, f"{base}/online", format_cpulist(m.online))
+    if not no_cpu_online:
+        _write(root, f"{base}/online", format_cpulist(m.online))
     _write(root, f"{base}/offline", format_cpulist(set(m.possible) - set(m.online)))
     _write(root, f"{base}/possible", format_cpulist(m.possible))
     _write(root, f"{base}/present", format_cpulist(m.present))
@@ -588,14 +600,18 @@ def _write_cpus(root: Path, m: _Machine) -> None:
         package = [t for t in m.package_cpus[m.package_of[c]] if t in on]
         l3 = [t for t in m.l3_cpus[m.l3_of[c]] if t in on]
         t = f"{d}/topology"
-        _write(root, f"{t}/physical_package_id", str(m.package_of[c]))
+        _write(root, f"{t}/physical_package_id", "-1" if unknown_package_id else str(m.package_of[c]))
         _write(root, f"{t}/die_id", "0")
         _write(root, f"{t}/core_id", str(m.core_id[c]))
         for name, cpus in (("thread_siblings", threads), ("core_cpus", threads),
                            ("core_siblings", package), ("package_cpus", package),
                            ("die_cpus", package)):
             _write(root, f"{t}/{name}", format_mask(cpus, nb))
-            _write(root, f"{t}/{name}_list", format_cpulist(cpus))
+            if name not in mask_only:
+                _write(root, f"{t}/{name}_list", format_cpulist(cpus))
+        if pre_5_3_topology:
+            for name in TOPOLOGY_5_3:
+                (root / t / name).unlink(missing_ok=True)
         # Cache leaves as an Intel CPU enumerates them.  index0 is L1d, not L3:
         # a reader must match on `level`, not on the index number.
         caches = [
@@ -611,7 +627,8 @@ def _write_cpus(root: Path, m: _Machine) -> None:
             _write(root, f"{x}/size", size)
             _write(root, f"{x}/id", str(cid))
             _write(root, f"{x}/coherency_line_size", "64")
-            _write(root, f"{x}/shared_cpu_list", format_cpulist(shared))
+            if "shared_cpu" not in mask_only:
+                _write(root, f"{x}/shared_cpu_list", format_cpulist(shared))
             _write(root, f"{x}/shared_cpu_map", format_mask(shared, nb))
 
 
@@ -1053,6 +1070,11 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
                container_gpus: list[str] | None = None,
                affinity_cpus: str | None = None,
                cgroup_v1_cpus: str | None = None,
+               mask_only: Iterable[str] = (),
+               pre_5_3_topology: bool = False,
+               unknown_package_id: bool = False,
+               no_cpu_online: bool = False,
+               no_proc_status: bool = False,
                clean: bool = False) -> None:
     """Write the sysfs/procfs tree for ``desc`` under ``root`` (root stands in for ``/``).
 
@@ -1176,6 +1198,33 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
         allowed mems; ``sys/fs/cgroup/unified{,/docker/<id>}/cgroup.controllers``
         empty (on a hybrid host every controller is on v1).  ``proc/self/status``
         is unchanged.  cgroup_cpus and cgroup_v1_cpus together: ValueError.
+    mask_only
+        Names from MASK_ONLY_NAMES whose ``_list`` file is left out, the hex
+        mask (``%*pb``) kept: ``"shared_cpu"`` writes ``cache/index*/shared_cpu_map``
+        without ``shared_cpu_list`` (POWER9 on 4.14: powerpc's own cacheinfo had
+        no list form then), ``"thread_siblings"``, ``"core_siblings"``, ... write
+        ``cpuN/topology/<name>`` without ``<name>_list`` (as a capture that kept
+        only the masks has them).  An unknown name: ValueError.
+    pre_5_3_topology
+        ``cpuN/topology`` as kernels before 5.3 write it: no ``die_id``,
+        ``core_cpus``, ``package_cpus``, ``die_cpus`` (nor their ``_list``), which
+        came with the multi-die series in 5.3.  With mask_only
+        ``("shared_cpu", "thread_siblings", "core_siblings")`` this is what a
+        reader finds in a POWER9 4.14 tree captured by a mask-reading tool.
+    unknown_package_id
+        Every CPU's ``physical_package_id`` reads ``-1``, as on s390 and on arm64
+        firmware without package information; the sibling masks and lists
+        (``core_siblings``, ``package_cpus``) still group the CPUs by the
+        description's sockets.
+    no_cpu_online
+        No ``cpu/online`` file: the ``cpuN`` directories and their ``online``
+        files (none for cpu0, 0 for an offline CPU) are all that says which
+        CPUs are online.
+    no_proc_status
+        No ``proc/self/status``, as ``hwloc-gather-topology`` captures a machine:
+        nothing says what one process was allowed.  With cgroup_cpus or
+        cgroup_v1_cpus the cgroup files are still written.  With affinity_cpus
+        (which lives in that file): ValueError.
     clean
         Remove ``sys/``, ``proc/``, ``dev/`` and ``numabind/`` under root first,
         but only if root holds the marker file an earlier write_tree left.
@@ -1187,6 +1236,12 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
     if cgroup_cpus is not None and cgroup_v1_cpus is not None:
         raise ValueError(f"cgroup_cpus {cgroup_cpus!r} and cgroup_v1_cpus {cgroup_v1_cpus!r}: "
                          "a process sits in a v2 or a v1 cpuset, not both")
+    mask_only = tuple(mask_only)
+    for name in mask_only:
+        if name not in MASK_ONLY_NAMES:
+            raise ValueError(f"mask_only: {name!r} is not one of {', '.join(MASK_ONLY_NAMES)}")
+    if no_proc_status and affinity_cpus is not None:
+        raise ValueError(f"affinity_cpus {affinity_cpus!r} lives in proc/self/status, which no_proc_status leaves out")
     offline = set(parse_cpulist(offline_cpus or "", "offline_cpus"))
     possible = parse_cpulist(possible_cpus, "possible_cpus") if possible_cpus else None
     m = _Machine(desc, offline, possible, keep_offline_in_node, numa_override or {})
@@ -1216,13 +1271,15 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
             shutil.rmtree(root / sub, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     _write_nodes(root, m)
-    _write_cpus(root, m)
+    _write_cpus(root, m, mask_only=mask_only, pre_5_3_topology=pre_5_3_topology,
+                unknown_package_id=unknown_package_id, no_cpu_online=no_cpu_online)
     _write_pci(root, m)
     _write_rdma(root, m)
     nets = _write_net(root, m)
     if soft_roce:
         _write_soft_roce(root, m, soft_roce, nets)
-    _write_proc(root, m, affinity)
+    if not no_proc_status:
+        _write_proc(root, m, affinity)
     if cgroup_cpus is not None:
         _write_cgroup(root, m, cgroup_cpus)
     if v1_cpus is not None:
@@ -1266,6 +1323,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--affinity-cpus", metavar="LIST",
                     help="Cpus_allowed_list of proc/self/status (a launcher's binding)")
     ap.add_argument("--cgroup-v1-cpus", metavar="LIST", help="cpuset of a cgroup v1 /docker/<id>")
+    ap.add_argument("--mask-only", metavar="NAME,...", default="",
+                    help=f"leave out these files' _list form ({', '.join(MASK_ONLY_NAMES)})")
+    ap.add_argument("--pre-5-3-topology", action="store_true", help="cpuN/topology as kernels before 5.3")
+    ap.add_argument("--unknown-package-id", action="store_true", help="physical_package_id -1 (s390)")
+    ap.add_argument("--no-cpu-online", action="store_true", help="no cpu/online file")
+    ap.add_argument("--no-proc-status", action="store_true",
+                    help="no proc/self/status (as hwloc-gather-topology captures)")
     ap.add_argument("--clean", action="store_true", help="remove an earlier fixture tree first")
     a = ap.parse_args(argv)
     try:
@@ -1282,6 +1346,9 @@ def main(argv: list[str] | None = None) -> int:
                    gpu_uuids=_pairs(a.gpu_uuid, "--gpu-uuid") or None,
                    driver_procfs=a.driver_procfs, container_gpus=container,
                    affinity_cpus=a.affinity_cpus, cgroup_v1_cpus=a.cgroup_v1_cpus,
+                   mask_only=[n for n in a.mask_only.split(",") if n],
+                   pre_5_3_topology=a.pre_5_3_topology, unknown_package_id=a.unknown_package_id,
+                   no_cpu_online=a.no_cpu_online, no_proc_status=a.no_proc_status,
                    clean=a.clean)
     except (OSError, ValueError) as e:
         print(f"sysfs_tree: {e}", file=sys.stderr)

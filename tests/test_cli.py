@@ -125,9 +125,21 @@ def check_show(cmd, described):
         row = next(line.split() for line in lines if line.split()[:1] == [str(n["id"])])
         assert row[1] == (st.format_cpulist(n["cpus"]) if n["cpus"] else "(no")
     a = ref.allowed(desc)
-    assert (f"Allowed CPUs: {st.format_cpulist(a['cpus'])}   "
+    assert (f"Allowed CPUs: {st.format_cpulist(a['cpus'])} (proc/self/status: no cgroup cpuset)   "
             f"allowed memory nodes: {st.format_cpulist(a['mems'])}") in lines
     assert ("Legend:" in lines) == bool(gs and ns)
+
+
+@pytest.mark.parametrize("options, says", [
+    ({"no_proc_status": True}, "Allowed CPUs: 0-7 (every online CPU: no proc/self/status in the tree)   "
+                               "allowed memory nodes: 0-1,3"),
+    ({"no_proc_status": True, "cgroup_cpus": "2-3"}, "Allowed CPUs: 2-3 (cgroup cpuset)   "
+                                                     "allowed memory nodes: 0,3"),
+], ids=["online", "cgroup"])
+def test_show_says_where_the_allowed_cpus_came_from(tree, synthetic, options, says):
+    p = run(MODULE, "show", env={"NUMABIND_FSROOT": str(tree(synthetic, **options))})
+    assert p.returncode == 0, p.stderr
+    assert says in p.stdout.splitlines(), p.stdout
 
 
 def test_show_json(described):

@@ -783,6 +783,92 @@ def test_cli_new_flags(tmp_path):
         assert st.main([vm, str(tmp_path / "bad"), *bad]) == 2
 
 
+# ------------------------------------------------ older kernels and capture tools (issue 15)
+
+CPU = "sys/devices/system/cpu"
+
+
+def test_mask_only_leaves_out_the_lists_and_keeps_the_masks(tmp_path):
+    desc = st.load("dgx-h100")      # 224 CPUs: seven 32-bit groups per mask
+    st.write_tree(desc, tmp_path, mask_only=("shared_cpu", "thread_siblings", "core_siblings"))
+    for c in (0, 112, 223):
+        topo, idx3 = f"{CPU}/cpu{c}/topology", f"{CPU}/cpu{c}/cache/index3"
+        for name in ("thread_siblings_list", "core_siblings_list"):
+            assert not (tmp_path / topo / name).exists()
+        assert not (tmp_path / idx3 / "shared_cpu_list").exists()
+        for i in range(3):   # every cache leaf, not only the L3
+            assert not (tmp_path / f"{CPU}/cpu{c}/cache/index{i}/shared_cpu_list").exists()
+        threads = mask_bits(read(tmp_path, f"{topo}/thread_siblings"))
+        assert threads == [c % 112, c % 112 + 112]          # SMT pairs c, c +/- 112
+        pkg = mask_bits(read(tmp_path, f"{topo}/core_siblings"))
+        assert len(pkg) == 112 and c in pkg
+        assert mask_width(read(tmp_path, f"{idx3}/shared_cpu_map")) == 224
+        assert c in mask_bits(read(tmp_path, f"{idx3}/shared_cpu_map"))
+        # what mask_only does not name keeps its list
+        assert (tmp_path / topo / "core_cpus_list").is_file()
+        assert (tmp_path / topo / "package_cpus_list").is_file()
+
+
+def test_pre_5_3_topology(tmp_path):
+    st.write_tree(st.load("plain-2cpu-no-gpu"), tmp_path, pre_5_3_topology=True)
+    names = sorted(os.listdir(tmp_path / f"{CPU}/cpu0/topology"))
+    assert names == ["core_id", "core_siblings", "core_siblings_list", "physical_package_id",
+                     "thread_siblings", "thread_siblings_list"]
+
+
+def test_unknown_package_id(tmp_path):
+    st.write_tree(_synthetic(), tmp_path, unknown_package_id=True)   # one socket, CPUs 0-7
+    for c in range(8):
+        assert read(tmp_path, f"{CPU}/cpu{c}/topology/physical_package_id") == "-1"
+    # the package masks still group the CPUs by socket
+    assert read(tmp_path, f"{CPU}/cpu0/topology/core_siblings_list") == "0-7"
+    assert read(tmp_path, f"{CPU}/cpu7/topology/package_cpus") == "ff"
+
+
+def test_no_cpu_online(tmp_path):
+    st.write_tree(st.load("plain-2cpu-no-gpu"), tmp_path, no_cpu_online=True, offline_cpus="1")
+    assert not (tmp_path / f"{CPU}/online").exists()
+    assert not (tmp_path / f"{CPU}/cpu0/online").exists()       # x86: cpu0 has none
+    assert read(tmp_path, f"{CPU}/cpu1/online") == "0"
+    assert read(tmp_path, f"{CPU}/present") == "0-1"
+    st.write_tree(st.load("plain-2cpu-no-gpu"), tmp_path / "zero", no_cpu_online=True, offline_cpus="0")
+    assert read(tmp_path, f"zero/{CPU}/cpu0/online") == "0"     # an offline cpu0 has one
+
+
+def test_no_proc_status(tmp_path):
+    desc = st.load("plain-2cpu-no-gpu")
+    st.write_tree(desc, tmp_path / "a", no_proc_status=True)
+    assert not (tmp_path / "a/proc/self/status").exists()
+    st.write_tree(desc, tmp_path / "b", no_proc_status=True, cgroup_cpus="1")
+    assert not (tmp_path / "b/proc/self/status").exists()
+    assert read(tmp_path / "b", "sys/fs/cgroup/job/cpuset.cpus.effective") == "1"
+    assert read(tmp_path / "b", "proc/self/cgroup") == "0::/job"
+
+
+@pytest.mark.parametrize("opts,needle", [
+    ({"mask_only": ("shared_cpu_list",)}, "'shared_cpu_list'"),
+    ({"mask_only": ("cpulist",)}, "'cpulist'"),
+    ({"no_proc_status": True, "affinity_cpus": "0"}, "affinity_cpus '0'"),
+])
+def test_issue15_options_bad(tmp_path, opts, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        st.write_tree(st.load("plain-2cpu-no-gpu"), tmp_path / "x", **opts)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_issue15_flags(tmp_path):
+    out = tmp_path / "tree"
+    assert st.main(["plain-2cpu-no-gpu", str(out), "--mask-only", "shared_cpu,core_siblings",
+                    "--pre-5-3-topology", "--unknown-package-id", "--no-cpu-online", "--no-proc-status"]) == 0
+    topo = out / f"{CPU}/cpu1/topology"
+    assert sorted(os.listdir(topo)) == ["core_id", "core_siblings", "physical_package_id", "thread_siblings",
+                                        "thread_siblings_list"]
+    assert read(out, f"{CPU}/cpu1/topology/physical_package_id") == "-1"
+    assert not (out / f"{CPU}/online").exists() and not (out / "proc/self/status").exists()
+    assert not (out / f"{CPU}/cpu1/cache/index3/shared_cpu_list").exists()
+    assert st.main(["plain-2cpu-no-gpu", str(tmp_path / "bad"), "--mask-only", "nonsense"]) == 2
+
+
 # ------------------------------------------------ conventions of this machine's kernel
 
 def _real(path: str) -> str:

@@ -1153,3 +1153,199 @@ def test_uuids_from_the_nvidia_driver_procfs(tree, synthetic, monkeypatch):
     assert got == {bdf: (SYN_UUIDS[bdf] if bdf in with_file else None) for bdf in phys}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", SYN_UUIDS[with_file[1]][:12])
     assert [g.pci_address for g in numabind.topology(root).gpus] == [with_file[1]]
+
+
+# --------------------------------------------------------------------------
+# real machines' files: older kernels and capture tools (issue 15)
+# --------------------------------------------------------------------------
+
+
+def machine_facts(topo) -> dict:
+    """What the CPU and node readers give, without the root's name."""
+    d = topo.to_dict()
+    return {k: d[k] for k in ("nodes", "cpus", "cores", "l3", "online_cpus", "allowed_cpus", "allowed_mems")}
+
+
+POWER9_4_14 = {"mask_only": ("shared_cpu", "thread_siblings", "core_siblings"), "pre_5_3_topology": True}
+
+
+@pytest.mark.parametrize("options", [
+    {"mask_only": ("shared_cpu",)},                       # POWER9 on 4.14: L3 from shared_cpu_map
+    {"mask_only": ("core_cpus",)},                        # 5.3+ siblings, mask only
+    POWER9_4_14,                                          # thread_siblings, core_siblings masks only
+    {**POWER9_4_14, "possible_cpus": "0-99"},             # 100-bit masks: four groups
+    {**POWER9_4_14, "offline_cpus": "3-4"},
+], ids=["shared-cpu-map", "core-cpus-mask", "power9-4.14", "power9-4.14-wide", "power9-4.14-offline"])
+def test_a_tree_with_only_masks_reads_as_the_full_tree(tree, synthetic, options):
+    full_options = {k: v for k, v in options.items() if k in ("possible_cpus", "offline_cpus")}
+    topo = numabind.topology(tree(synthetic, **options))
+    assert machine_facts(topo) == machine_facts(numabind.topology(tree(synthetic, **full_options)))
+    online = set(present_cpus(synthetic)) - set(st.parse_cpulist(options.get("offline_cpus", "")))
+    check_cpus(synthetic, topo, online)
+    assert len(topo.l3) == 3                              # the L3 domains, not lost
+
+
+def test_a_224_cpu_tree_with_only_masks(tree):
+    desc = st.load("dgx-h100")                            # seven 32-bit groups per mask
+    topo = numabind.topology(tree(desc, **POWER9_4_14))
+    check_cpus(desc, topo, set(present_cpus(desc)))
+    assert machine_facts(topo) == machine_facts(numabind.topology(tree(desc)))
+
+
+@pytest.mark.parametrize("rel, value, file", [
+    ("sys/devices/system/cpu/cpu0/cache/index3/shared_cpu_map", "zz", "index3/shared_cpu_map"),
+    ("sys/devices/system/cpu/cpu0/topology/thread_siblings", "1,", "topology/thread_siblings"),
+])
+def test_a_malformed_mask_names_the_mask(tree, synthetic, rel, value, file):
+    root = tree.private(synthetic, **POWER9_4_14)
+    (root / rel).write_text(value + "\n")
+    with pytest.raises(TopologyError) as ei:
+        numabind.topology(root)
+    assert ei.value.errno == errno.EINVAL
+    assert file in str(ei.value) and f"'{value}' is not a CPU mask" in str(ei.value)
+
+
+@pytest.mark.parametrize("offline", ["", "3-4", "0"])
+def test_without_cpu_online_the_cpu_directories_say(tree, synthetic, offline):
+    topo = numabind.topology(tree(synthetic, no_cpu_online=True, offline_cpus=offline))
+    full = numabind.topology(tree(synthetic, offline_cpus=offline))
+    assert topo.online_cpus == full.online_cpus
+    assert machine_facts(topo) == machine_facts(full)
+
+
+def test_a_cpu_online_file_that_is_not_0_or_1(tree, synthetic):
+    root = tree.private(synthetic, no_cpu_online=True)
+    (root / "sys/devices/system/cpu/cpu5/online").write_text("2\n")
+    with pytest.raises(TopologyError) as ei:
+        numabind.topology(root)
+    assert ei.value.errno == errno.EINVAL
+    assert "cpu5/online: '2' is neither 0 nor 1" in str(ei.value)
+
+
+@pytest.mark.parametrize("options", [{}, {"pre_5_3_topology": True},
+                                     {"pre_5_3_topology": True, "mask_only": ("core_siblings",)}],
+                         ids=["package-cpus-list", "core-siblings-list", "core-siblings-mask"])
+def test_package_id_minus_1_is_derived_from_the_package_masks(tree, synthetic, options):
+    topo = numabind.topology(tree(synthetic, unknown_package_id=True, **options))
+    pkgs = package_of(synthetic)
+    assert {c.package for c in topo.cpus} == {0, 1}       # never -1
+    for c in topo.cpus:
+        assert c.package == pkgs[c.id], f"cpu {c.id}"
+    assert machine_facts(topo) == machine_facts(numabind.topology(tree(synthetic)))
+
+
+def test_package_id_minus_1_without_package_masks_is_one_package(tree, synthetic):
+    # arm64 without package information makes every CPU a sibling of every other
+    root = tree.private(synthetic, unknown_package_id=True)
+    for d in (root / "sys/devices/system/cpu").glob("cpu[0-9]*/topology"):
+        for name in ("core_siblings", "core_siblings_list", "package_cpus", "package_cpus_list"):
+            (d / name).unlink()
+    topo = numabind.topology(root)
+    assert {c.package for c in topo.cpus} == {0}
+    plan = numabind.plan(topology=topo, policy="socket", local_world_size=1, gpus=[0])
+    assert plan.ranks[0].cpus == topo.allowed_cpus
+
+
+def test_package_id_minus_1_beside_real_ids_takes_a_new_number(tree, synthetic):
+    root = tree.private(synthetic, unknown_package_id=True)
+    for c in (0, 1, 4, 5):   # socket 0 says its id; socket 1 says -1
+        (root / f"sys/devices/system/cpu/cpu{c}/topology/physical_package_id").write_text("0\n")
+    topo = numabind.topology(root)
+    assert {c.id: c.package for c in topo.cpus} == {0: 0, 1: 0, 4: 0, 5: 0, 2: 1, 3: 1, 6: 1, 7: 1}
+
+
+def test_without_proc_self_status_every_online_cpu_is_allowed(tree, synthetic):
+    topo = numabind.topology(tree(synthetic, no_proc_status=True, offline_cpus="7"))
+    assert topo.allowed_source == "online"
+    assert topo.allowed_cpus == topo.affinity_cpus == topo.online_cpus == tuple(range(7))
+    assert topo.allowed_mems == (0, 1, 3)
+    plan = numabind.plan(topology=topo, local_world_size=2, gpus=[0, 2])
+    for r in plan.ranks:
+        assert "no proc/self/status in the tree: planned from every online CPU" in r.note
+
+
+@pytest.mark.parametrize("version", ["cgroup_cpus", "cgroup_v1_cpus"])
+def test_without_proc_self_status_the_cgroup_cpuset_is_allowed(tree, synthetic, version):
+    topo = numabind.topology(tree(synthetic, no_proc_status=True, **{version: "0-1,4"}))
+    assert topo.allowed_source == "cgroup"
+    assert topo.allowed_cpus == topo.affinity_cpus == (0, 1, 4)
+    assert topo.allowed_mems == (0, 3)                    # the cgroup's mems
+    plan = numabind.plan(topology=topo, local_world_size=1, gpus=[0])
+    assert plan.ranks[0].note is None or "proc/self/status" not in plan.ranks[0].note
+
+
+@pytest.mark.parametrize("options, source", [
+    ({}, "affinity"), ({"cgroup_cpus": "1-6"}, "cgroup"), ({"cgroup_v1_cpus": "1-6"}, "cgroup"),
+])
+def test_allowed_source(tree, synthetic, options, source):
+    topo = numabind.topology(tree(synthetic, **options))
+    assert topo.allowed_source == source
+    assert topo.to_dict()["allowed_source"] == source
+    plan = numabind.plan(topology=topo, local_world_size=1, gpus=[0])
+    assert "proc/self/status" not in (plan.ranks[0].note or "")
+
+
+def test_allowed_source_on_the_live_host():
+    # the kernel answers unless a seccomp profile forbids sched_setaffinity
+    assert numabind.topology().allowed_source in ("kernel", "cgroup", "affinity")
+    assert numabind._core.ALLOWED_SOURCES == ("kernel", "cgroup", "affinity", "online")
+
+
+def test_overlapping_node_cpulists_are_refused(tree, synthetic):
+    """A BIOS listing every CPU in every node: ranks of two nodes would share CPUs."""
+    root = tree.private(synthetic)
+    node = root / "sys/devices/system/node"
+    for n in (0, 1):
+        (node / f"node{n}/cpulist").write_text("0-7\n")
+        (node / f"node{n}/cpumap").write_text("ff\n")
+    with pytest.raises(TopologyError) as ei:
+        numabind.topology(root)
+    assert ei.value.errno == errno.EINVAL
+    assert ("NUMA nodes 0 and 1 both list CPUs 0-7 (/sys/devices/system/node/node0/cpulist, "
+            "/sys/devices/system/node/node1/cpulist)") in str(ei.value)
+
+
+def test_overlap_names_only_the_shared_cpus(tree, synthetic):
+    root = tree.private(synthetic)
+    (root / "sys/devices/system/node/node1/cpulist").write_text("2-4,6-7\n")
+    with pytest.raises(TopologyError, match=r"NUMA nodes 0 and 1 both list CPUs 4 \("):
+        numabind.topology(root)
+
+
+def test_a_node_without_cpulist_reads_its_cpumap(tree, synthetic):
+    root = tree.private(synthetic)
+    for n in (0, 1, 3):
+        (root / f"sys/devices/system/node/node{n}/cpulist").unlink()
+    check_nodes(synthetic, numabind.topology(root), set(present_cpus(synthetic)))
+
+
+def test_a_node_without_cpulist_or_cpumap_is_refused(tree, synthetic):
+    root = tree.private(synthetic)
+    for name in ("cpulist", "cpumap"):
+        (root / f"sys/devices/system/node/node1/{name}").unlink()
+    with pytest.raises(TopologyError) as ei:
+        numabind.topology(root)
+    assert ei.value.errno == errno.EINVAL
+    assert ("/sys/devices/system/node/node1/cpulist is missing (and cpumap too), but "
+            "/sys/devices/system/node/online lists node 1") in str(ei.value)
+
+
+def test_an_l3_list_without_its_own_cpu_is_refused(tree, synthetic):
+    root = tree.private(synthetic)
+    (root / "sys/devices/system/cpu/cpu0/cache/index3/shared_cpu_list").write_text("4\n")
+    with pytest.raises(TopologyError) as ei:
+        numabind.topology(root)
+    assert ei.value.errno == errno.EINVAL
+    assert ("cpu0/cache/index3/shared_cpu_list lists CPUs 4, not CPU 0, whose cache it describes "
+            "(/sys/devices/system/cpu/cpu0/cache/index3/level is 3)") in str(ei.value)
+
+
+@pytest.mark.parametrize("row, entries", [("10 21", 2), ("10 21 40 7", 4), ("", 0)])
+def test_a_distance_row_of_another_length_names_node_online(tree, synthetic, row, entries):
+    root = tree.private(synthetic)
+    (root / "sys/devices/system/node/node1/distance").write_text(row + "\n")
+    with pytest.raises(TopologyError) as ei:
+        numabind.topology(root)
+    assert ei.value.errno == errno.EINVAL
+    assert (f"/sys/devices/system/node/node1/distance: '{row}' has {entries} entries but "
+            "/sys/devices/system/node/online lists 3 nodes (0-1,3)") in str(ei.value)

@@ -109,6 +109,27 @@ SYSFS_TREE = [
     rec(7, "", "4,0") + rec(0, "0000:c0:00.0/numa_node", "1\n"), rec(7, "", "GPU-9f8e7d6c"),
     rec(0, "node/node0/cpulist", "0-1,4-5,2\n") + rec(0, "node/node1/cpulist", "2-3,6\n"),
     rec(0, "system/cpu/online", "0-8191\n"), b"",
+    # Files older kernels and capture tools write only as masks, or not at all
+    # (issue 15): the _list files deleted, so that the mask readers run.
+    rec(3, "cpu0/cache/index3/shared_cpu_list"),
+    rec(3, "cpu0/cache/index3/shared_cpu_list") + rec(0, "cpu0/cache/index3/shared_cpu_map", "zz,1\n"),
+    rec(3, "cpu2/cache/index3/shared_cpu_list") + rec(0, "cpu2/cache/index3/shared_cpu_map", "1,00000000\n"),
+    rec(3, "cpu1/topology/core_cpus_list") + rec(3, "cpu1/topology/thread_siblings_list") +
+    rec(3, "cpu1/topology/core_cpus"),
+    rec(3, "cpu0/topology/core_cpus_list") + rec(3, "cpu0/topology/thread_siblings_list") +
+    rec(0, "cpu0/topology/core_cpus", "ffffffff,ffffffff,1\n"),
+    rec(0, "cpu0/topology/physical_package_id", "-1\n") + rec(3, "cpu0/topology/package_cpus_list") +
+    rec(0, "cpu0/topology/package_cpus", "3\n"),
+    rec(0, "cpu2/topology/physical_package_id", "-1\n") + rec(3, "cpu2/topology/package_cpus_list") +
+    rec(3, "cpu2/topology/package_cpus") + rec(3, "cpu2/topology/core_siblings_list") +
+    rec(0, "cpu2/topology/core_siblings", ",\n"),
+    rec(3, "system/cpu/online") + rec(0, "cpu3/online", "0\n"),
+    rec(3, "system/cpu/online") + rec(0, "cpu5/online", "yes\n"),
+    rec(3, "node/node1/cpulist") + rec(0, "node/node1/cpumap", "c,0000000c\n"),
+    rec(3, "node/node1/cpulist") + rec(3, "node/node1/cpumap"),
+    rec(0, "node/node1/cpulist", "0-7\n"), rec(0, "cpu0/cache/index3/shared_cpu_list", "4\n"),
+    rec(3, "proc/self/status"),
+    rec(3, "proc/self/status") + rec(0, "sys/fs/cgroup/job/cpuset.cpus.effective", "3\n"),
 ]
 
 SETS = {"cpulist": CPULIST, "cpumask": CPUMASK, "sysfs_values": SYSFS_VALUES, "cuda_visible": CUDA_VISIBLE,

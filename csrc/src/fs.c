@@ -231,6 +231,38 @@ int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out)
     return err < 0 ? err : 0;
 }
 
+int nmb__fs_read_mask(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out)
+{
+    /* 8192 bits print as 256 groups of 8 digits and commas: under 2.5 KiB. */
+    char *buf = malloc(NMB_LIST_MAX);
+    if (!buf)
+        return -ENOMEM;
+    int n = nmb__fs_read(fs, path, buf, NMB_LIST_MAX);
+    if (n < 0) {
+        free(buf);
+        nmb_bitmap_zero(out);
+        return n;
+    }
+    int err = nmb_bitmap_parse_mask(out, buf);
+    if (err < 0)
+        nmb__fail(err, "%s: '%.64s' is not a CPU mask", path, nmb__rstrip(buf));
+    free(buf);
+    return err < 0 ? err : 0;
+}
+
+int nmb__fs_read_list_or_mask(nmb_fs_t *fs, char *path, size_t len, const char *mask, nmb_bitmap_t *out)
+{
+    int err = nmb__fs_read_list(fs, path, out);
+    char *slash = strrchr(path, '/');
+    if (err != -ENOENT || !slash)
+        return err;
+    size_t dir = (size_t)(slash + 1 - path);
+    if (dir + strlen(mask) >= len)
+        return -ENAMETOOLONG;
+    strcpy(path + dir, mask);
+    return nmb__fs_read_mask(fs, path, out);
+}
+
 int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
 {
     char full[PATH_MAX], resolved[PATH_MAX];

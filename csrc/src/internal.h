@@ -56,6 +56,16 @@ NMB_HIDDEN int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t le
 NMB_HIDDEN int nmb__fs_read_long(nmb_fs_t *fs, const char *path, long *out);
 NMB_HIDDEN int nmb__fs_read_hex(nmb_fs_t *fs, const char *path, unsigned long *out);
 NMB_HIDDEN int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out);
+/* The kernel's hex mask form ("ff,00000000"), for files that have no list
+ * form on older kernels or in captures. */
+NMB_HIDDEN int nmb__fs_read_mask(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out);
+/* `path` (a buffer of `len` bytes) names a list file; where it is missing,
+ * the hex mask `mask` in the same directory is read instead and `path`
+ * rewritten to name it, so that errors name the file read. Older kernels
+ * (POWER9 on 4.14: cache shared_cpu_map only) and capture tools write only
+ * the mask. -ENOENT when neither exists. */
+NMB_HIDDEN int nmb__fs_read_list_or_mask(nmb_fs_t *fs, char *path, size_t len, const char *mask,
+                                         nmb_bitmap_t *out);
 /* Room for any CPU/node list or /proc/self/status of an 8192-CPU machine. */
 #define NMB_LIST_MAX (64 * 1024)
 /* Resolves every link of `path` inside the root; writes the resolved path,
@@ -147,7 +157,7 @@ struct nmb_topology {
     nmb_cache_t *l3;
     nmb_bitmap_t online, allowed_cpus, allowed_mems;
     nmb_bitmap_t affinity;   /* the calling thread's, now (allowed_cpus: what it may widen to) */
-    int allowed_from_cpuset; /* allowed_cpus is the cpuset (the kernel's or the cgroup's), not the affinity */
+    int allowed_source;      /* enum nmb_allowed_source: where allowed_cpus came from */
 
     int num_pci;
     nmb_pci_function_t *pci;

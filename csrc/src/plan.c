@@ -233,6 +233,15 @@ static int plan_gpu(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_pl
     return why[0] ? nmb__plan_note(&plan->arena, rp, why) : 0;
 }
 
+/* A tree without proc/self/status or a cgroup cpuset says nothing of what
+ * the process may use: the plan takes every online CPU, and says so. */
+static int note_allowed_source(const nmb_topology_t *t, nmb_arena_t *arena, nmb_rank_plan_t *r)
+{
+    if (t->allowed_source != NMB_ALLOWED_ONLINE)
+        return 0;
+    return nmb__plan_note(arena, r, "no proc/self/status in the tree: planned from every online CPU");
+}
+
 int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_options_t *opts)
 {
     nmb_plan_options_t defaults;
@@ -264,7 +273,7 @@ int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_op
         goto fail;
     }
     for (int r = 0; r < n; r++)
-        if ((err = plan_gpu(t, opts, plan, r)) < 0)
+        if ((err = plan_gpu(t, opts, plan, r)) < 0 || (err = note_allowed_source(t, &plan->arena, &plan->ranks[r])) < 0)
             goto fail;
     if ((err = nmb__plan_nics(t, opts, plan)) < 0 || (err = nmb__plan_cpus(t, opts, plan)) < 0)
         goto fail;

@@ -30,7 +30,7 @@ static const char *narrowed_hint(const nmb_topology_t *t)
 {
     if (nmb_bitmap_count(&t->allowed_cpus) >= nmb_bitmap_count(&t->online))
         return "";
-    if (t->allowed_from_cpuset)
+    if (t->allowed_source == NMB_ALLOWED_KERNEL || t->allowed_source == NMB_ALLOWED_CGROUP)
         return "; the process's cgroup cpuset holds only some online CPUs: give the job a cpuset "
                "holding its GPUs' NUMA nodes";
     return "; this process may use only some online CPUs and no cgroup cpuset says what it may widen to: "

@@ -133,7 +133,9 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
 
     snprintf(path, sizeof path, "%s/max_link_width", resolved);
     err = nmb__fs_read_long(&t->fs, path, &v);
-    f->link_width = err == 0 && v > 0 ? (int)v : -1;
+    /* An optional attribute: anything but a lane count (x1-x32) is unknown,
+     * and a value past int would turn negative when narrowed. */
+    f->link_width = err == 0 && v > 0 && v <= 1024 ? (int)v : -1;
     snprintf(path, sizeof path, "%s/max_link_speed", resolved);
     f->link_speed_gts = nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0 ? nmb__parse_link_speed(buf) : 0;
     nmb__clear_error(); /* an unreadable link attribute only means "unknown" */

@@ -164,6 +164,22 @@ const nmb_bitmap_t *nmb_topology_allowed_mems(const nmb_topology_t *t)
     return t ? &t->allowed_mems : NULL;
 }
 
+int nmb_topology_allowed_source(const nmb_topology_t *t)
+{
+    return t ? t->allowed_source : -EINVAL;
+}
+
+const char *nmb_allowed_source_name(int source)
+{
+    switch (source) {
+    case NMB_ALLOWED_KERNEL: return "kernel";
+    case NMB_ALLOWED_CGROUP: return "cgroup";
+    case NMB_ALLOWED_AFFINITY: return "affinity";
+    case NMB_ALLOWED_ONLINE: return "online";
+    default: return "?";
+    }
+}
+
 int nmb_topology_distance(const nmb_topology_t *t, int gpu, int nic)
 {
     if (!t || gpu < 0 || gpu >= t->num_gpus)

@@ -140,6 +140,41 @@ static void test_errors(void)
     CHECK_STR(nmb_strerror(-EINVAL), "invalid argument");
 }
 
+/* Where the allowed CPUs came from, and what a capture without
+ * proc/self/status (and with only masks, no cpu/online, package -1) gives. */
+static void test_allowed_source(void)
+{
+    nmb_topology_t *full = load("plain-2cpu-2gpu"), *capture = load("plain-2cpu-2gpu-capture"), *live = NULL;
+    if (!full || !capture)
+        return;
+    CHECK_INT(nmb_topology_allowed_source(full), NMB_ALLOWED_AFFINITY);
+    CHECK_INT(nmb_topology_allowed_source(capture), NMB_ALLOWED_ONLINE);
+    CHECK_STR(nmb_allowed_source_name(nmb_topology_allowed_source(capture)), "online");
+    CHECK_STR(nmb_allowed_source_name(NMB_ALLOWED_KERNEL), "kernel");
+    CHECK_STR(nmb_allowed_source_name(NMB_ALLOWED_CGROUP), "cgroup");
+    CHECK_STR(nmb_allowed_source_name(NMB_ALLOWED_AFFINITY), "affinity");
+    CHECK_STR(nmb_allowed_source_name(99), "?");
+    CHECK_INT(nmb_topology_allowed_source(NULL), -EINVAL);
+    CHECK(nmb_bitmap_equal(nmb_topology_allowed_cpus(capture), nmb_topology_online_cpus(capture)));
+    CHECK_INT(nmb_topology_num_cpus(capture), nmb_topology_num_cpus(full));
+    for (int i = 0; i < nmb_topology_num_cpus(capture); i++)
+        CHECK_INT(nmb_topology_cpu(capture, i)->package, nmb_topology_cpu(full, i)->package);
+    CHECK_INT(nmb_topology_num_l3(capture), nmb_topology_num_l3(full));
+    nmb_plan_t *plan = NULL;
+    CHECK_INT(nmb_plan_create(&plan, capture, NULL), 0);
+    for (int r = 0; plan && r < nmb_plan_num_ranks(plan); r++) {
+        const char *note = nmb_plan_rank(plan, r)->note;
+        CHECK(note && strstr(note, "no proc/self/status in the tree: planned from every online CPU"));
+    }
+    nmb_plan_destroy(plan);
+    CHECK_INT(nmb_topology_create(&live, NULL, NMB_TOPOLOGY_NO_NVML | NMB_TOPOLOGY_NO_VERBS), 0);
+    int source = nmb_topology_allowed_source(live);
+    CHECK(source == NMB_ALLOWED_KERNEL || source == NMB_ALLOWED_CGROUP || source == NMB_ALLOWED_AFFINITY);
+    nmb_topology_destroy(live);
+    nmb_topology_destroy(full);
+    nmb_topology_destroy(capture);
+}
+
 static void test_version(void)
 {
     CHECK_INT(nmb_version(), NMB_VERSION);
@@ -161,5 +196,6 @@ int main(int argc, char **argv)
     test_flat_vm();
     test_visible_devices();
     test_errors();
+    test_allowed_source();
     TEST_DONE();
 }

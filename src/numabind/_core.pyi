@@ -7,6 +7,7 @@ RECORD_FILES: int
 NO_NVML: int
 NO_VERBS: int
 ALL_GPUS: int
+ALLOWED_SOURCES: tuple[str, ...]
 
 def library_version() -> tuple[int, str]: ...
 def parse_cpulist(value: str) -> tuple[int, ...]: ...

@@ -17,6 +17,9 @@ RECORD_FILES = c.NMB_TOPOLOGY_RECORD_FILES
 NO_NVML = c.NMB_TOPOLOGY_NO_NVML
 NO_VERBS = c.NMB_TOPOLOGY_NO_VERBS
 ALL_GPUS = c.NMB_TOPOLOGY_ALL_GPUS
+# Topology.allowed_source's values, by enum nmb_allowed_source.
+ALLOWED_SOURCES = tuple(c.nmb_allowed_source_name(v).decode() for v in (
+    c.NMB_ALLOWED_KERNEL, c.NMB_ALLOWED_CGROUP, c.NMB_ALLOWED_AFFINITY, c.NMB_ALLOWED_ONLINE))
 
 
 def library_version():
@@ -148,7 +151,8 @@ cdef class TopologyHandle:
                     online_cpus=bits(c.nmb_topology_online_cpus(t)),
                     allowed_cpus=bits(c.nmb_topology_allowed_cpus(t)),
                     affinity_cpus=bits(c.nmb_topology_affinity_cpus(t)),
-                    allowed_mems=bits(c.nmb_topology_allowed_mems(t)))
+                    allowed_mems=bits(c.nmb_topology_allowed_mems(t)),
+                    allowed_source=c.nmb_allowed_source_name(c.nmb_topology_allowed_source(t)).decode())
 
     def files(self):
         """The paths read while loading (with RECORD_FILES), in order, de-duplicated."""

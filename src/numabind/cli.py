@@ -121,7 +121,11 @@ def render(topo: Topology) -> str:
         rows.append([str(node.id), fmt(node.cpus) if node.has_cpus else "(no CPUs)", str(len(node.cpus)),
                      _gib(node.mem_total_bytes), " ".join(map(str, node.distances))])
     out += ["", _table(rows)]
-    out += ["", f"Allowed CPUs: {fmt(topo.allowed_cpus)}   allowed memory nodes: {fmt(topo.allowed_mems)}"]
+    source = {"kernel": "cpuset, from the kernel", "cgroup": "cgroup cpuset",
+              "affinity": "affinity: no cpuset readable" if topo.live else "proc/self/status: no cgroup cpuset",
+              "online": "every online CPU: no proc/self/status in the tree"}.get(topo.allowed_source, "?")
+    out += ["", f"Allowed CPUs: {fmt(topo.allowed_cpus)} ({source})   "
+            f"allowed memory nodes: {fmt(topo.allowed_mems)}"]
     if topo.affinity_cpus != topo.allowed_cpus:
         out.append(f"Bound now to CPUs {fmt(topo.affinity_cpus)} (a launcher's binding?): plans use the allowed CPUs")
     if topo.gpus and topo.nics:

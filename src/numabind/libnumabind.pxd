@@ -79,6 +79,13 @@ cdef extern from "numabind/numabind.h" nogil:
     const nmb_bitmap_t *nmb_topology_allowed_cpus(const nmb_topology_t *topo)
     const nmb_bitmap_t *nmb_topology_affinity_cpus(const nmb_topology_t *topo)
     const nmb_bitmap_t *nmb_topology_allowed_mems(const nmb_topology_t *topo)
+    enum nmb_allowed_source:
+        NMB_ALLOWED_KERNEL
+        NMB_ALLOWED_CGROUP
+        NMB_ALLOWED_AFFINITY
+        NMB_ALLOWED_ONLINE
+    int nmb_topology_allowed_source(const nmb_topology_t *topo)
+    const char *nmb_allowed_source_name(int source)
 
     ctypedef struct nmb_host_bridge_t:
         const char *name

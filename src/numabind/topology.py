@@ -146,6 +146,10 @@ class Topology:
     allowed_cpus: tuple[int, ...]  #: what the process may widen to: its cgroup cpuset's online CPUs
     allowed_mems: tuple[int, ...]
     affinity_cpus: tuple[int, ...]  #: the affinity when read (a launcher may have narrowed it)
+    #: where allowed_cpus came from: "kernel" (the live host's cpuset, as the kernel grants it),
+    #: "cgroup" (the cgroup's cpuset files), "affinity" (no cpuset readable: the affinity, under a
+    #: root proc/self/status), "online" (a tree with neither: every online CPU)
+    allowed_source: str
     _classes: tuple[tuple[int, ...], ...] = field(repr=False)
     _handle: Any = field(repr=False, compare=False)
 
@@ -168,6 +172,7 @@ class Topology:
                 for p in n["ports"])}) for n in s["nics"]),
             online_cpus=s["online_cpus"], allowed_cpus=s["allowed_cpus"],
             allowed_mems=s["allowed_mems"], affinity_cpus=s["affinity_cpus"],
+            allowed_source=s["allowed_source"],
             _classes=tuple(tuple(row) for row in s["gpu_nic_distances"]),
             _handle=handle,
         )
@@ -249,6 +254,7 @@ class Topology:
             "allowed_cpus": list(self.allowed_cpus),
             "allowed_mems": list(self.allowed_mems),
             "affinity_cpus": list(self.affinity_cpus),
+            "allowed_source": self.allowed_source,
         }
 
     def __repr__(self) -> str:

@@ -121,12 +121,33 @@ NMB_EXPORT const nmb_bitmap_t *nmb_topology_online_cpus(const nmb_topology_t *to
  * (cpuset.cpus); the affinity where none is readable or the one read does
  * not hold it. Memory nodes: Mems_allowed of /proc/self/status, within the
  * cgroup's cpuset.mems. Under a root, <root>/proc/self/status's
- * Cpus_allowed_list stands for the affinity. */
+ * Cpus_allowed_list stands for the affinity; a tree without
+ * <root>/proc/self/status (hwloc-gather-topology saves none) takes the
+ * cgroup's cpuset where it has one, else every online CPU, and its memory
+ * nodes from the cgroup's cpuset.mems, else every node
+ * (nmb_topology_allowed_source says which). */
 NMB_EXPORT const nmb_bitmap_t *nmb_topology_allowed_cpus(const nmb_topology_t *topo);
 /* The calling thread's CPU affinity when the topology was read (under a
  * root: Cpus_allowed_list), online CPUs only; within the allowed CPUs. */
 NMB_EXPORT const nmb_bitmap_t *nmb_topology_affinity_cpus(const nmb_topology_t *topo);
 NMB_EXPORT const nmb_bitmap_t *nmb_topology_allowed_mems(const nmb_topology_t *topo);
+
+/* Where the allowed CPUs came from. */
+typedef enum nmb_allowed_source {
+    NMB_ALLOWED_KERNEL = 1,   /* live host: the cpuset as the kernel granted it */
+    NMB_ALLOWED_CGROUP = 2,   /* the cgroup's cpuset files (v2 or v1) */
+    NMB_ALLOWED_AFFINITY = 3, /* no cpuset readable: the affinity (under a root,
+                                 proc/self/status Cpus_allowed_list) */
+    NMB_ALLOWED_ONLINE = 4,   /* under a root with neither proc/self/status nor a
+                                 cgroup cpuset: every online CPU, which plans
+                                 then say in every rank's note */
+} nmb_allowed_source_t;
+
+/* The enum nmb_allowed_source value of `topo`, or -EINVAL for NULL. */
+NMB_EXPORT int nmb_topology_allowed_source(const nmb_topology_t *topo);
+/* "kernel", "cgroup", "affinity", "online"; "?" for anything else. Static
+ * storage. */
+NMB_EXPORT const char *nmb_allowed_source_name(int source);
 
 /* ---- PCI ----------------------------------------------------------------- */
 
