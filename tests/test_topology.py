@@ -1349,3 +1349,12 @@ def test_a_distance_row_of_another_length_names_node_online(tree, synthetic, row
     assert ei.value.errno == errno.EINVAL
     assert (f"/sys/devices/system/node/node1/distance: '{row}' has {entries} entries but "
             "/sys/devices/system/node/online lists 3 nodes (0-1,3)") in str(ei.value)
+
+
+def test_numa_node_past_int_is_refused_naming_the_file(tree):
+    # Found by the fuzzer: cut to an int, 8888888888888 named a negative node.
+    root = tree.private("dgx-h100")
+    (root / "sys/bus/pci/devices/0000:1b:00.0/numa_node").write_text("8888888888888\n")
+    with pytest.raises(numabind.TopologyError) as e:
+        numabind.topology(root)
+    assert "0000:1b:00.0/numa_node" in str(e.value) and "8888888888888" in str(e.value)

@@ -115,7 +115,11 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
         v = -1;
     else if (err < 0)
         return err;
-    /* -1 is the kernel's "unknown"; never read it as node 0. */
+    /* -1 is the kernel's "unknown"; never read it as node 0. The kernel
+     * prints an int: a number past that is no node, and cut to an int it
+     * would name some other node (or a negative one). */
+    if (v > INT_MAX)
+        return nmb__fail(-EINVAL, "%s%s: numa_node %ld is past any node number", t->fs.root, path, v);
     f->numa_node = v < 0 ? -1 : (int)v;
 
     snprintf(path, sizeof path, "%s/local_cpulist", resolved);
