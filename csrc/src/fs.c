@@ -116,33 +116,33 @@ static int refuse_irregular(const nmb_fs_t *fs, const char *path, mode_t mode)
 int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
 {
     char full[PATH_MAX];
-    struct stat st;
     int fd, err;
     size_t used = 0;
     record(fs, path);
     if ((err = full_path(fs, path, full, sizeof full)) < 0)
         return failed(err, path);
-    /* Under a root (a capture, anyone's tree) a path is looked at before it
-     * is opened, so no device there is ever opened (a watchdog's open starts
-     * it). The live host's sysfs and procfs hold no devices: there the
-     * fstat below suffices, and the hot path of ~1000 files pays no stat. */
-    if (!nmb__fs_live(fs)) {
-        if (stat(full, &st) < 0)
-            return failed(-errno, path);
-        if ((err = refuse_irregular(fs, path, st.st_mode)) < 0)
-            return err;
-    }
     /* Opened non-blocking, so a FIFO's open returns at once instead of
-     * waiting for a writer, then looked at again: a file swapped for a FIFO
-     * in between is refused, never waited on. O_NONBLOCK changes nothing for
-     * a regular file. */
+     * waiting for a writer (O_NONBLOCK changes nothing for a regular file).
+     * Under a root (a capture, anyone's tree) the open file is then looked
+     * at, and anything but a regular file is refused before a byte is read:
+     * an fstat, which walks no path, where a stat before the open would walk
+     * each of a read's ~1000 paths twice. The live host's sysfs and procfs
+     * hold no FIFO, socket or device: there nothing more is asked. */
     fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return failed(-errno, path);
-    if (fstat(fd, &st) < 0 || (err = refuse_irregular(fs, path, st.st_mode)) < 0) {
-        err = err < 0 ? err : -errno;
-        close(fd);
+    if (fd < 0) {
+        err = -errno;
+        struct stat st; /* a socket cannot be opened (ENXIO): say what stands there */
+        if (!nmb__fs_live(fs) && stat(full, &st) == 0 && !S_ISREG(st.st_mode))
+            return refuse_irregular(fs, path, st.st_mode);
         return failed(err, path);
+    }
+    if (!nmb__fs_live(fs)) {
+        struct stat st;
+        if (fstat(fd, &st) < 0 || (err = refuse_irregular(fs, path, st.st_mode)) < 0) {
+            err = err < 0 ? err : -errno;
+            close(fd);
+            return failed(err, path);
+        }
     }
     for (;;) {
         /* One byte more than fits: a file that fills the buffer is read
