@@ -211,10 +211,14 @@ int nmb__fs_read_hex(nmb_fs_t *fs, const char *path, unsigned long *out)
     return 0;
 }
 
-int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out)
+/* A CPU/node set in either of the kernel's forms: `parse` is
+ * nmb_bitmap_parse_list or nmb_bitmap_parse_mask, `what` names the form. */
+static int read_set(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out,
+                    int (*parse)(nmb_bitmap_t *, const char *), const char *what)
 {
-    /* The longest list of 8192 bits ("0-1,3-4,6-7,...") is under 28 KiB;
-     * node cpulists are binary attributes, not capped at a page, since 5.x. */
+    /* The longest list of 8192 bits ("0-1,3-4,6-7,...") is under 28 KiB, a
+     * mask under 2.5 KiB; node cpulists are binary attributes, not capped at
+     * a page, since 5.x. */
     char *buf = malloc(NMB_LIST_MAX);
     if (!buf)
         return -ENOMEM;
@@ -224,30 +228,21 @@ int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out)
         nmb_bitmap_zero(out);
         return n;
     }
-    int err = nmb_bitmap_parse_list(out, buf);
+    int err = parse(out, buf);
     if (err < 0)
-        nmb__fail(err, "%s: '%.64s' is not a CPU/node list", path, nmb__rstrip(buf));
+        nmb__fail(err, "%s: '%.64s' is not a %s", path, nmb__rstrip(buf), what);
     free(buf);
     return err < 0 ? err : 0;
 }
 
+int nmb__fs_read_list(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out)
+{
+    return read_set(fs, path, out, nmb_bitmap_parse_list, "CPU/node list");
+}
+
 int nmb__fs_read_mask(nmb_fs_t *fs, const char *path, nmb_bitmap_t *out)
 {
-    /* 8192 bits print as 256 groups of 8 digits and commas: under 2.5 KiB. */
-    char *buf = malloc(NMB_LIST_MAX);
-    if (!buf)
-        return -ENOMEM;
-    int n = nmb__fs_read(fs, path, buf, NMB_LIST_MAX);
-    if (n < 0) {
-        free(buf);
-        nmb_bitmap_zero(out);
-        return n;
-    }
-    int err = nmb_bitmap_parse_mask(out, buf);
-    if (err < 0)
-        nmb__fail(err, "%s: '%.64s' is not a CPU mask", path, nmb__rstrip(buf));
-    free(buf);
-    return err < 0 ? err : 0;
+    return read_set(fs, path, out, nmb_bitmap_parse_mask, "CPU mask");
 }
 
 int nmb__fs_read_list_or_mask(nmb_fs_t *fs, char *path, size_t len, const char *mask, nmb_bitmap_t *out)
