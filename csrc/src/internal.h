@@ -197,6 +197,12 @@ struct nmb_plan {
 NMB_HIDDEN const char *nmb__fmt_list(const nmb_bitmap_t *s, char *buf, size_t len);
 /* Adds a fallback's reason to a rank's note ("first; second"). 0 or -ENOMEM. */
 NMB_HIDDEN int nmb__plan_note(nmb_arena_t *arena, nmb_rank_plan_t *r, const char *why);
+/* plan.c: the NUMA nodes a local_cpulist touches (none when it is empty or
+ * every online CPU); and, for visible GPU `gpu` with numa_node -1 whose
+ * local_cpulist spans several nodes, that list (its nodes in `nodes`), else
+ * NULL. */
+NMB_HIDDEN void nmb__local_cpus_nodes(const nmb_topology_t *t, const nmb_bitmap_t *local, nmb_bitmap_t *nodes);
+NMB_HIDDEN const nmb_bitmap_t *nmb__gpu_span(const nmb_topology_t *t, int gpu, nmb_bitmap_t *nodes);
 /* plan_cpus.c: every rank's CPUs (ranks[].numa_node set). */
 NMB_HIDDEN int nmb__plan_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan);
 /* plan_nics.c: a NIC's first ACTIVE InfiniBand or Ethernet port, or NULL. */

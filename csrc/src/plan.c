@@ -106,22 +106,29 @@ static int cpu_node_of(const nmb_topology_t *t, int gpu_node)
 
 /* A device whose numa_node is -1 (firmware without _PXM) may still have a
  * local_cpulist narrower than the machine (the kernel took it from the
- * host bridge's or an older BIOS's affinity): when those CPUs lie in
- * exactly one NUMA node, that node is the device's locality. Returns the
- * node, or -1 (with `nodes` the nodes the list touches) when the list says
- * nothing (empty, every online CPU) or spans several nodes. */
-static int node_of_local_cpus(const nmb_topology_t *t, const nmb_bitmap_t *local, nmb_bitmap_t *nodes)
+ * host bridge's or an older BIOS's affinity). Writes into `nodes` the NUMA
+ * nodes those CPUs touch: one node is the device's locality; several (a
+ * socket of an NPS2/SNC2 machine) make the list itself the rank's CPU pool
+ * and those nodes its memory; none (an empty list, or every online CPU, as
+ * x86 kernels write for -1) says nothing. */
+void nmb__local_cpus_nodes(const nmb_topology_t *t, const nmb_bitmap_t *local, nmb_bitmap_t *nodes)
 {
-    int found = -1;
     nmb_bitmap_zero(nodes);
     if (nmb_bitmap_iszero(local) || nmb_bitmap_is_subset(&t->online, local))
-        return -1;
+        return;
     for (int n = 0; n < t->num_nodes; n++)
-        if (nmb_bitmap_intersects(&t->nodes[n].cpus, local)) {
+        if (nmb_bitmap_intersects(&t->nodes[n].cpus, local))
             nmb_bitmap_set(nodes, t->nodes[n].id);
-            found = t->nodes[n].id;
-        }
-    return nmb_bitmap_count(nodes) == 1 ? found : -1;
+}
+
+const nmb_bitmap_t *nmb__gpu_span(const nmb_topology_t *t, int gpu, nmb_bitmap_t *nodes)
+{
+    const nmb_gpu_t *g = &t->gpus[gpu];
+    nmb_bitmap_zero(nodes);
+    if (g->numa_node >= 0)
+        return NULL;
+    nmb__local_cpus_nodes(t, &t->pci[g->pci].local_cpus, nodes);
+    return nmb_bitmap_count(nodes) > 1 ? &t->pci[g->pci].local_cpus : NULL;
 }
 
 /* ---- memory ---- */
@@ -131,6 +138,19 @@ static int plan_memory(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb
     char a[256];
     r->mem_policy = o->mem_policy;
     if (r->numa_node < 0) {
+        nmb_bitmap_t span;
+        if (nmb__gpu_span(t, r->gpu, &span)) {
+            /* The GPU's local_cpulist spans these nodes: bind and interleave
+             * keep to them; preferred and local have no one node to name, so
+             * the kernel's local allocation serves (the rank's CPUs lie in
+             * them, so first touch lands there). */
+            nmb_bitmap_and(&r->mems, &span, &t->allowed_mems);
+            if (!nmb_bitmap_iszero(&r->mems)) {
+                if (o->mem_policy != NMB_MEM_BIND && o->mem_policy != NMB_MEM_INTERLEAVE)
+                    r->mem_policy = NMB_MEM_DEFAULT;
+                return 0;
+            }
+        }
         /* Unknown locality: no node to prefer. Leave the kernel's default. */
         r->mem_policy = NMB_MEM_DEFAULT;
         r->mems = t->allowed_mems;
@@ -209,14 +229,20 @@ static int plan_gpu(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_pl
     nmb_bitmap_t nodes;
     char cpus[128], spans[64];
     const nmb_bitmap_t *local = &t->pci[g->pci].local_cpus;
-    int local_node = g->numa_node < 0 ? node_of_local_cpus(t, local, &nodes) : -1;
+    int local_node = -1;
+    if (g->numa_node < 0) {
+        nmb__local_cpus_nodes(t, local, &nodes);
+        if (nmb_bitmap_count(&nodes) == 1)
+            local_node = nmb_bitmap_next(&nodes, 0);
+    } else
+        nmb_bitmap_zero(&nodes);
     if (local_node >= 0) {
         rp->numa_node = local_node;
         snprintf(why, sizeof why, "GPU %s: numa_node -1 but local_cpulist %s lies in NUMA node %d: that "
                  "node's CPUs and memory", g->address, nmb__fmt_list(local, cpus, sizeof cpus), local_node);
     } else if (g->numa_node < 0 && nmb_bitmap_count(&nodes) > 1) {
         snprintf(why, sizeof why, "GPU %s has no NUMA node (numa_node -1) and its local_cpulist %s spans "
-                 "NUMA nodes %s: locality unknown, memory policy left to the kernel", g->address,
+                 "NUMA nodes %s: no one node; CPUs from that list, memory from those nodes", g->address,
                  nmb__fmt_list(local, cpus, sizeof cpus), nmb__fmt_list(&nodes, spans, sizeof spans));
     } else if (g->numa_node < 0)
         snprintf(why, sizeof why, "GPU %s has no NUMA node (numa_node -1): memory policy left to the kernel",

@@ -38,14 +38,15 @@ static const char *narrowed_hint(const nmb_topology_t *t)
 }
 
 /* The CPUs a group of ranks on `node` (-1: unknown locality) shares: the
- * node's (or every online) CPU, allowed, less the reserved cores and, for
- * the unknown group, less what located ranks already hold (`taken`). */
-static int group_pool(const nmb_topology_t *t, int node, const nmb_bitmap_t *reserved,
+ * node's CPUs (for the unknown group, those of `within`, the GPUs' shared
+ * local_cpulist, else every online CPU), allowed, less the reserved cores
+ * and, for an unknown group, less what other ranks already hold (`taken`). */
+static int group_pool(const nmb_topology_t *t, int node, const nmb_bitmap_t *within, const nmb_bitmap_t *reserved,
                       const nmb_bitmap_t *taken, nmb_bitmap_t *pool)
 {
     char a[256], b[256];
     int idx = nmb_topology_node_index(t, node);
-    nmb_bitmap_and(pool, node >= 0 ? &t->nodes[idx].cpus : &t->online, &t->allowed_cpus);
+    nmb_bitmap_and(pool, node >= 0 ? &t->nodes[idx].cpus : within ? within : &t->online, &t->allowed_cpus);
     nmb_bitmap_andnot(pool, pool, reserved);
     if (node < 0 && taken) {
         nmb_bitmap_t rest;
@@ -59,6 +60,10 @@ static int group_pool(const nmb_topology_t *t, int node, const nmb_bitmap_t *res
             return nmb__fail(-EINVAL, "NUMA node %d has no allowed CPUs left (node CPUs %s, allowed %s%s)%s",
                              node, nmb__fmt_list(&t->nodes[idx].cpus, a, sizeof a),
                              nmb__fmt_list(&t->allowed_cpus, b, sizeof b),
+                             reserving ? ", after reserving cores" : "", narrowed_hint(t));
+        if (within)
+            return nmb__fail(-EINVAL, "no allowed CPUs left in the GPUs' local_cpulist %s (allowed %s%s)%s",
+                             nmb__fmt_list(within, a, sizeof a), nmb__fmt_list(&t->allowed_cpus, b, sizeof b),
                              reserving ? ", after reserving cores" : "", narrowed_hint(t));
         return nmb__fail(-EINVAL, "no allowed CPUs left (allowed %s%s)%s", nmb__fmt_list(&t->allowed_cpus, b, sizeof b),
                          reserving ? ", after reserving cores" : "", narrowed_hint(t));
@@ -152,8 +157,9 @@ static int socket_of(const nmb_topology_t *t, const nmb_bitmap_t *pool, nmb_bitm
     return 0;
 }
 
-static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node, int *members,
-                           int k, nmb_rank_plan_t *ranks, nmb_bitmap_t *taken, nmb_arena_t *arena)
+static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, int node,
+                           const nmb_bitmap_t *within, int *members, int k, nmb_rank_plan_t *ranks,
+                           nmb_bitmap_t *taken, nmb_arena_t *arena)
 {
     nmb_bitmap_t pool, reserved, *shares = calloc((size_t)k, sizeof *shares);
     const char *note = NULL;
@@ -166,7 +172,7 @@ static int plan_group_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o,
         goto done;
     }
     reserved_cpus(t, o->reserve_cores, &reserved);
-    if ((err = group_pool(t, node, &reserved, taken, &pool)) < 0)
+    if ((err = group_pool(t, node, within, &reserved, taken, &pool)) < 0)
         goto out;
     switch (o->cpu_policy) {
     case NMB_CPU_NODE:
@@ -213,103 +219,159 @@ out:
     return err;
 }
 
+/* Two unknown-locality ranks are one group when their GPUs' local_cpulists
+ * are the same set of CPUs (NULL: no list, the whole machine). */
+static int same_span(const nmb_bitmap_t *a, const nmb_bitmap_t *b)
+{
+    return a == b || (a && b && nmb_bitmap_equal(a, b));
+}
+
+/* Of the nodes whose CPUs meet `within` (NULL: any), allowed and not
+ * reserved, the one with the fewest ranks in cpu_node[] (then the lowest
+ * id); -1 when none has such a CPU. */
+static int fewest_ranks_node(const nmb_topology_t *t, const nmb_plan_t *plan, const int *cpu_node,
+                             const nmb_bitmap_t *within, const nmb_bitmap_t *reserved)
+{
+    int best = -1, best_k = 0;
+    for (int n = 0; n < t->num_nodes; n++) {
+        nmb_bitmap_t cpus;
+        nmb_bitmap_and(&cpus, &t->nodes[n].cpus, &t->allowed_cpus);
+        nmb_bitmap_andnot(&cpus, &cpus, reserved);
+        if (within)
+            nmb_bitmap_and(&cpus, &cpus, within);
+        if (nmb_bitmap_iszero(&cpus))
+            continue;
+        int k = 0;
+        for (int q = 0; q < plan->num_ranks; q++)
+            k += cpu_node[q] == t->nodes[n].id;
+        if (best < 0 || k < best_k || (k == best_k && t->nodes[n].id < best))
+            best = t->nodes[n].id, best_k = k;
+    }
+    return best;
+}
+
 /* Exclusive shares never overlap, so a rank whose GPU's locality is
- * unknown (numa_node -1, or a node that does not exist) beside located ranks
- * takes CPUs none of them holds: the CPUs of nodes no located rank uses,
- * when there are enough for the unknown ranks; else each joins the split of
- * the node with the fewest ranks (then the lowest id). Writes into
- * cpu_node[] the node whose CPUs each rank's share comes from (-1: the
- * left-over CPUs) and notes which. */
-static int place_unknown(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan, int *cpu_node)
+ * unknown (numa_node -1, or a node that does not exist) beside located
+ * ranks takes CPUs none of them holds. Unknown ranks come in groups: those
+ * whose GPUs' local_cpulist spans several nodes (span[], one group per
+ * list) first, then those with no locality at all. A group takes the CPUs
+ * of its list (else of the machine) that no located rank's node holds,
+ * when there are enough for its ranks; else each of its ranks joins the
+ * split of the node (of its list) with the fewest ranks, then the lowest
+ * id. Writes into cpu_node[] the node whose CPUs each rank's share comes
+ * from (-1: the left-over CPUs of its group) and notes which. */
+static int place_unknown(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan, int *cpu_node,
+                         const nmb_bitmap_t *const *span)
 {
     nmb_bitmap_t left, reserved;
-    int unknown = 0, located = 0;
-    char why[512], a[256];
+    int unplaced = 0, held = 0; /* held: some rank holds CPUs already */
+    char why[512], a[256], b[256];
     reserved_cpus(t, o->reserve_cores, &reserved);
     nmb_bitmap_andnot(&left, &t->allowed_cpus, &reserved);
-    for (int r = 0; r < plan->num_ranks; r++) {
-        int idx = nmb_topology_node_index(t, cpu_node[r]);
-        if (cpu_node[r] < 0) {
-            unknown++;
-            continue;
+    for (int r = 0; r < plan->num_ranks; r++)
+        if (cpu_node[r] >= 0) {
+            held = 1;
+            nmb_bitmap_andnot(&left, &left, &t->nodes[nmb_topology_node_index(t, cpu_node[r])].cpus);
         }
-        located++;
-        nmb_bitmap_andnot(&left, &left, &t->nodes[idx].cpus);
-    }
+    for (int r = 0; r < plan->num_ranks; r++)
+        unplaced += cpu_node[r] < 0;
+    if (!unplaced)
+        return 0;
+    int *unknown = malloc((size_t)plan->num_ranks * sizeof *unknown); /* which ranks are still unplaced */
     if (!unknown)
-        return 0;
-    if (nmb_bitmap_count(&left) >= unknown) {
-        if (located)
-            snprintf(why, sizeof why, "locality unknown: CPUs no located rank holds (%s)",
-                     nmb__fmt_list(&left, a, sizeof a));
-        else
-            snprintf(why, sizeof why, "locality unknown: CPUs split from the whole allowed set");
-        for (int r = 0; r < plan->num_ranks; r++)
-            if (cpu_node[r] < 0 && nmb__plan_note(&plan->arena, &plan->ranks[r], why) < 0)
-                return -ENOMEM;
-        return 0;
-    }
-    for (int r = 0; r < plan->num_ranks; r++) {
-        if (cpu_node[r] >= 0)
-            continue;
-        int best = -1, best_k = 0;
-        for (int n = 0; n < t->num_nodes; n++) {
-            nmb_bitmap_t cpus;
-            nmb_bitmap_and(&cpus, &t->nodes[n].cpus, &t->allowed_cpus);
-            nmb_bitmap_andnot(&cpus, &cpus, &reserved);
-            if (nmb_bitmap_iszero(&cpus))
+        return -ENOMEM;
+    for (int r = 0; r < plan->num_ranks; r++)
+        unknown[r] = cpu_node[r] < 0;
+    int err = 0;
+    for (int pass = 0; pass < 2 && !err; pass++)
+        for (int r = 0; r < plan->num_ranks && !err; r++) {
+            const nmb_bitmap_t *within = span[r];
+            if (!unknown[r] || (within != NULL) != (pass == 0))
                 continue;
             int k = 0;
-            for (int q = 0; q < plan->num_ranks; q++)
-                k += cpu_node[q] == t->nodes[n].id;
-            if (best < 0 || k < best_k || (k == best_k && t->nodes[n].id < best))
-                best = t->nodes[n].id, best_k = k;
+            for (int q = r; q < plan->num_ranks; q++)
+                k += unknown[q] && same_span(span[q], within);
+            nmb_bitmap_t avail = left;
+            if (within)
+                nmb_bitmap_and(&avail, &avail, within);
+            int enough = nmb_bitmap_count(&avail) >= k;
+            if (enough && within)
+                snprintf(why, sizeof why, "CPUs of its local_cpulist no located rank holds (%s)",
+                         nmb__fmt_list(&avail, a, sizeof a));
+            else if (enough && held)
+                snprintf(why, sizeof why, "locality unknown: CPUs no located rank holds (%s)",
+                         nmb__fmt_list(&avail, a, sizeof a));
+            else if (enough)
+                snprintf(why, sizeof why, "locality unknown: CPUs split from the whole allowed set");
+            for (int q = r; q < plan->num_ranks && !err; q++) {
+                if (!unknown[q] || !same_span(span[q], within))
+                    continue;
+                unknown[q] = 0;
+                if (!enough) {
+                    int best = fewest_ranks_node(t, plan, cpu_node, within, &reserved);
+                    if (best < 0)
+                        continue; /* no allowed CPU there: the split says so */
+                    cpu_node[q] = best;
+                    if (within)
+                        snprintf(why, sizeof why, "no CPU of its local_cpulist %s is left over: CPUs from the "
+                                 "split of NUMA node %d, of its nodes the one with the fewest ranks",
+                                 nmb__fmt_list(within, b, sizeof b), best);
+                    else
+                        snprintf(why, sizeof why, "locality unknown and no CPUs left over: CPUs from the split of "
+                                 "NUMA node %d, the node with the fewest ranks", best);
+                }
+                if (nmb__plan_note(&plan->arena, &plan->ranks[q], why) < 0)
+                    err = -ENOMEM;
+            }
+            nmb_bitmap_andnot(&left, &left, &avail); /* the next group keeps clear of this one's */
+            held = 1;
         }
-        if (best < 0)
-            break; /* no allowed CPU anywhere: the split says so */
-        cpu_node[r] = best;
-        snprintf(why, sizeof why, "locality unknown and no CPUs left over: CPUs from the split of NUMA node %d, "
-                 "the node with the fewest ranks", best);
-        if (nmb__plan_note(&plan->arena, &plan->ranks[r], why) < 0)
-            return -ENOMEM;
-    }
-    return 0;
+    free(unknown);
+    return err;
 }
 
 int nmb__plan_cpus(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_plan_t *plan)
 {
     int n = plan->num_ranks, err = 0;
-    int *cpu_node = calloc((size_t)(n ? n : 1), sizeof *cpu_node), *members = calloc((size_t)(n ? n : 1), sizeof *members);
-    if (!cpu_node || !members) {
+    size_t count = (size_t)(n ? n : 1);
+    int *cpu_node = calloc(count, sizeof *cpu_node), *members = calloc(count, sizeof *members);
+    const nmb_bitmap_t **span = calloc(count, sizeof *span);
+    if (!cpu_node || !members || !span) {
         err = -ENOMEM;
         goto out;
     }
-    for (int r = 0; r < n; r++)
+    for (int r = 0; r < n; r++) {
+        nmb_bitmap_t nodes;
         cpu_node[r] = plan->ranks[r].numa_node;
+        span[r] = cpu_node[r] < 0 ? nmb__gpu_span(t, plan->ranks[r].gpu, &nodes) : NULL;
+    }
     if ((o->cpu_policy == NMB_CPU_EXCLUSIVE || o->cpu_policy == NMB_CPU_CORE_COMPLEX) &&
-        (err = place_unknown(t, o, plan, cpu_node)) < 0)
+        (err = place_unknown(t, o, plan, cpu_node, span)) < 0)
         goto out;
-    /* Ranks grouped by the node their CPUs come from; the left-over group
-     * last, so it can keep clear of what located ranks hold. */
+    /* Ranks grouped by the node their CPUs come from, then the unknown
+     * groups by their GPUs' local_cpulist, the list-less group last, so
+     * each can keep clear of what the groups before it hold. */
     nmb_bitmap_t taken;
     nmb_bitmap_zero(&taken);
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 3; pass++)
         for (int r = 0; r < n; r++) {
             int node = cpu_node[r], k = 0, first = 1;
-            if ((node < 0) != (pass == 1))
+            const nmb_bitmap_t *within = node < 0 ? span[r] : NULL;
+            if ((node >= 0 ? 0 : within ? 1 : 2) != pass)
                 continue;
             for (int q = 0; q < r && first; q++)
-                first = cpu_node[q] != node;
+                first = node >= 0 ? cpu_node[q] != node : cpu_node[q] >= 0 || !same_span(span[q], within);
             if (!first)
                 continue;
             for (int q = r; q < n; q++)
-                if (cpu_node[q] == node)
+                if (node >= 0 ? cpu_node[q] == node : cpu_node[q] < 0 && same_span(span[q], within))
                     members[k++] = q;
-            if ((err = plan_group_cpus(t, o, node, members, k, plan->ranks, &taken, &plan->arena)) < 0)
+            if ((err = plan_group_cpus(t, o, node, within, members, k, plan->ranks, &taken, &plan->arena)) < 0)
                 goto out;
         }
 out:
     free(cpu_node);
     free(members);
+    free(span);
     return err;
 }
