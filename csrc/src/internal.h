@@ -191,6 +191,7 @@ struct nmb_plan {
     const char *note;       /* why there are no ranks, or NULL */
     const char *node_hcas;  /* the node's compute NICs, "name:port,..." in PCI order, or NULL */
     int hca_list_taken;     /* a node-wide NVSHMEM_HCA_LIST gave the candidates */
+    int override_env;       /* the options' override_env (nmb_plan_override_rank re-exports) */
 };
 
 /* The kernel's list form of `s` in buf, or "(empty)". Returns buf's text. */

@@ -290,6 +290,7 @@ int nmb_plan_create(nmb_plan_t **out, const nmb_topology_t *t, const nmb_plan_op
     if (!plan)
         return -ENOMEM;
     plan->num_ranks = n;
+    plan->override_env = opts->override_env;
     if (!n && !(plan->note = nmb__arena_strdup(&plan->arena, no_gpu_reason(t, why, sizeof why)))) {
         err = -ENOMEM;
         goto fail;

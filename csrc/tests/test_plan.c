@@ -435,6 +435,67 @@ static void test_no_gpu_plan(void)
     nmb_topology_destroy(t);
 }
 
+/* Overrides: each checked before anything changes; a NIC brings its own
+ * variables, NCCL_IB_HCA stays the node's. */
+static void test_override(void)
+{
+    nmb_topology_t *t = load("dgx-h100");
+    nmb_plan_t *p;
+    nmb_rank_override_t ov;
+    nmb_bitmap_t cpus, mems, before;
+    char buf[128];
+    setenv("NVSHMEM_HCA_LIST", "mlx5_0:1", 1); /* inherited: a named NIC still replaces it */
+    CHECK_INT(nmb_plan_create(&p, t, NULL), 0);
+    before = nmb_plan_rank(p, 5)->cpus;
+
+    nmb_rank_override_init(&ov);
+    CHECK_INT(nmb_bitmap_parse_list(&cpus, "300"), 0);
+    ov.cpus = &cpus;
+    ov.nic = "mlx5_3";
+    CHECK_INT(nmb_plan_override_rank(p, t, 5, &ov), -EINVAL);
+    CHECK(strstr(nmb_last_error(), "CPUs 300 are not allowed"));
+    CHECK(nmb_bitmap_equal(&nmb_plan_rank(p, 5)->cpus, &before)); /* nothing changed */
+    CHECK_STR(nmb_plan_rank(p, 5)->nic, "mlx5_9");
+
+    CHECK_INT(nmb_bitmap_parse_list(&cpus, "0-3"), 0);
+    ov.nic = "mlx5_99";
+    CHECK_INT(nmb_plan_override_rank(p, t, 5, &ov), -EINVAL);
+    CHECK(strstr(nmb_last_error(), "no RDMA NIC named 'mlx5_99'"));
+    CHECK(nmb_bitmap_equal(&nmb_plan_rank(p, 5)->cpus, &before));
+    ov.nic = "mlx5_0:2";
+    CHECK_INT(nmb_plan_override_rank(p, t, 5, &ov), -EINVAL);
+    CHECK(strstr(nmb_last_error(), "mlx5_0 has no port 2"));
+
+    ov.nic = "mlx5_3";
+    CHECK_INT(nmb_bitmap_parse_list(&mems, "0-1"), 0);
+    ov.mems = &mems; /* preferred takes one node */
+    CHECK_INT(nmb_plan_override_rank(p, t, 5, &ov), -EINVAL);
+    CHECK(strstr(nmb_last_error(), "preferred memory policy takes one node, not 0-1"));
+    ov.mem_policy = NMB_MEM_INTERLEAVE;
+    CHECK_INT(nmb_plan_override_rank(p, t, 5, &ov), 0);
+    const nmb_rank_plan_t *r = nmb_plan_rank(p, 5);
+    nmb_bitmap_format_list(&r->cpus, buf, sizeof buf);
+    CHECK_STR(buf, "0-3");
+    CHECK_INT(r->mem_policy, NMB_MEM_INTERLEAVE);
+    CHECK_STR(r->nic, "mlx5_3");
+    CHECK_INT(r->nic_port, 1);
+    CHECK_INT(r->distance, NMB_DIST_SYS); /* GPU 5 is on node 1, mlx5_3 on node 0 */
+    CHECK_INT(r->num_hcas, 1);
+    CHECK_STR(r->hcas[0], "mlx5_3:1");
+    CHECK_STR(r->env[0].value, "mlx5_3:1");
+    CHECK_INT(r->env[0].kept, 0);
+    CHECK_STR(r->env[2].name, "NCCL_IB_HCA");
+    CHECK_STR(r->env[2].value, "=mlx5_0:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_9:1,mlx5_10:1,mlx5_11:1");
+    CHECK(strstr(r->note, "CPUs 0-3 given; memory interleave 0-1 given; NIC mlx5_3:1 given"));
+    /* Other ranks are as planned. */
+    CHECK_STR(nmb_plan_rank(p, 4)->nic, "mlx5_6");
+    CHECK_INT(nmb_plan_override_rank(p, t, 8, &ov), -EINVAL);
+    CHECK(strstr(nmb_last_error(), "local rank 8 is outside the 8 local ranks planned"));
+    unsetenv("NVSHMEM_HCA_LIST");
+    nmb_plan_destroy(p);
+    nmb_topology_destroy(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -446,6 +507,7 @@ int main(int argc, char **argv)
     test_dgx_plan();
     test_container_plan();
     test_no_gpu_plan();
+    test_override();
     test_rank_from_env();
     test_launcher_precedence();
     test_slurm_size();

@@ -50,6 +50,15 @@ cdef tuple bits(const c.nmb_bitmap_t *s):
     return tuple(out)
 
 
+cdef int to_bitmap(ids, c.nmb_bitmap_t *out, str what) except -1:
+    c.nmb_bitmap_zero(out)
+    for i in ids:
+        if not 0 <= i < 8192:     # NMB_BITMAP_BITS
+            raise ValueError(f"{what} {i} is outside 0-8191, the {what}s numabind can name")
+        c.nmb_bitmap_set(out, i)
+    return 0
+
+
 cdef object text(const char *s):
     return None if s == NULL else s.decode("utf-8", "replace")
 
@@ -275,6 +284,27 @@ cdef class PlanHandle:
                 hcas=tuple(text(r.hcas[j]) for j in range(r.num_hcas)),
                 note=text(r.note)))
         return out
+
+    def override(self, TopologyHandle topo, int local_rank, cpus=None, mems=None, int mem_policy=-1,
+                 str nic=None):
+        """Replaces one rank's CPUs, memory nodes (and policy) or NIC, each
+        checked against the topology the plan came from."""
+        cdef c.nmb_rank_override_t ov
+        cdef c.nmb_bitmap_t cset, mset
+        cdef bytes nic_b
+        c.nmb_rank_override_init(&ov)
+        if cpus is not None:
+            to_bitmap(cpus, &cset, "CPU")
+            ov.cpus = &cset
+        if mems is not None:
+            to_bitmap(mems, &mset, "memory node")
+            ov.mems = &mset
+        ov.mem_policy = mem_policy
+        if nic is not None:
+            nic_b = nic.encode()
+            ov.nic = nic_b
+        check(c.nmb_plan_override_rank(self.ptr, topo.ptr, local_rank, &ov), "nmb_plan_override_rank",
+              PlacementError)
 
     def note(self):
         """Why the plan has no ranks, or None."""

@@ -218,6 +218,15 @@ cdef extern from "numabind/numabind.h" nogil:
     int nmb_plan_num_ranks(const nmb_plan_t *plan)
     const char *nmb_plan_note(const nmb_plan_t *plan)
     const nmb_rank_plan_t *nmb_plan_rank(const nmb_plan_t *plan, int local_rank)
+    ctypedef struct nmb_rank_override_t:
+        const nmb_bitmap_t *cpus
+        const nmb_bitmap_t *mems
+        int mem_policy
+        const char *nic
+
+    void nmb_rank_override_init(nmb_rank_override_t *ov)
+    int nmb_plan_override_rank(nmb_plan_t *plan, const nmb_topology_t *topo, int local_rank,
+                               const nmb_rank_override_t *ov)
     int nmb_local_rank_from_env(int *rank, const char **source)
     int nmb_local_world_size_from_env(int *size, const char **source)
 

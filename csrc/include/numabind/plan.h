@@ -105,6 +105,30 @@ NMB_EXPORT int nmb_plan_num_ranks(const nmb_plan_t *plan);
 /* Rank `local_rank`'s plan, or NULL when out of range. Valid until destroy. */
 NMB_EXPORT const nmb_rank_plan_t *nmb_plan_rank(const nmb_plan_t *plan, int local_rank);
 
+/* What a person knows and the plan cannot, for one rank: NULL (or -1)
+ * keeps the plan's value. */
+typedef struct nmb_rank_override {
+    const nmb_bitmap_t *cpus; /* the rank's CPUs: non-empty, within the allowed CPUs */
+    const nmb_bitmap_t *mems; /* its memory nodes: non-empty, allowed memory nodes */
+    int mem_policy;           /* nmb_mem_policy_t for `mems`; -1: the plan's (preferred takes
+                                 one node; default and local take none) */
+    const char *nic;          /* "mlx5_3" or "mlx5_3:2": an RDMA NIC of this node (port: the
+                                 first ACTIVE one when not named); its variables re-exported */
+} nmb_rank_override_t;
+
+/* Fills an override that changes nothing. */
+NMB_EXPORT void nmb_rank_override_init(nmb_rank_override_t *ov);
+/* Replaces rank `local_rank`'s CPUs, memory nodes (and policy) or NIC, after
+ * checking each against `topo` (the topology the plan came from): -EINVAL
+ * with nmb_last_error() naming the value (CPUs or nodes outside the allowed
+ * sets, a NIC this node does not have, a port it lacks) and the plan
+ * unchanged. Each replaced value is added to the rank's note ("CPUs 0-7
+ * given"); a new NIC gets its distance class, `hcas` = that NIC and its
+ * NVSHMEM_HCA_LIST / UCX_NET_DEVICES / EP_NIC_NAME anew (NCCL_IB_HCA stays
+ * the node's). Apply the plan afterwards as usual. */
+NMB_EXPORT int nmb_plan_override_rank(nmb_plan_t *plan, const nmb_topology_t *topo, int local_rank,
+                                      const nmb_rank_override_t *ov);
+
 /* The local rank from the launcher's environment. Each launcher's own
  * pair of variables, the innermost launcher first (a launcher started inside
  * another sets its variables while the outer one's stay inherited: an sbatch
