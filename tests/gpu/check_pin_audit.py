@@ -3,9 +3,11 @@ CUDA starts, then runs CUDA and NCCL; every thread it ends with (CUDA's and
 NCCL's included) must sit on the rank's own CPUs, the ranks' CPUs must be
 disjoint, and numabind.audit() over NCCL must find nothing. Then one rank
 moves its main thread onto a neighbour's CPUs, and audit() must find exactly
-that.
+that. On a one-GPU host there is no neighbour: the one rank plans with one
+core per node held back (reserve_cores=1) and moves its main thread onto
+that core instead, which audit() must find as threads-outside alone.
 
-    torchrun --nproc-per-node 4 tests/gpu/check_pin_audit.py
+    torchrun --nproc-per-node 4 tests/gpu/check_pin_audit.py   # or 1
 
 Rank 0 prints a JSON summary line "SUMMARY {...}"; any failed check makes
 every rank exit non-zero. Not collected by pytest (no GPU in CI).
@@ -19,7 +21,8 @@ import sys
 
 import numabind
 
-plan = numabind.pin_rank()  # before torch touches CUDA
+ALONE = os.environ.get("LOCAL_WORLD_SIZE") == "1"
+plan = numabind.pin_rank(reserve_cores=1 if ALONE else 0)  # before torch touches CUDA
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
@@ -63,13 +66,22 @@ clean = numabind.audit()
 if clean.findings:
     failures.append(f"audit of a clean job found: {[str(f) for f in clean.findings]}")
 
-# Plant: the last rank moves its main thread onto rank 0's CPUs.
+# Plant: the last rank moves its main thread onto rank 0's CPUs (alone: onto
+# the reserved core, allowed to the process but outside its plan).
 victim = world - 1
-if rank == victim:
-    os.sched_setaffinity(0, set(every[0]["cpus"]))
+if world == 1:
+    spare = sorted(set(numabind.topology().allowed_cpus) - mine)
+    if not spare:
+        failures.append("one rank, reserve_cores=1, yet no allowed CPU is outside its plan")
+    else:
+        os.sched_setaffinity(0, {spare[0]})
+    want = [("threads-outside", (0,))]
+else:
+    if rank == victim:
+        os.sched_setaffinity(0, set(every[0]["cpus"]))
+    want = sorted([("cpus-shared", (0, victim)), ("threads-outside", (victim,))])
 planted = numabind.audit()
 kinds = sorted((f.kind, f.ranks) for f in planted.findings)
-want = sorted([("cpus-shared", (0, victim)), ("threads-outside", (victim,))])
 if kinds != want:
     failures.append(f"planted mis-binding: audit found {kinds}, expected {want}")
 
