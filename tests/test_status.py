@@ -106,7 +106,7 @@ def test_this_process_without_a_gpu_has_no_plan_and_says_why(monkeypatch):
     assert "hides every GPU" in r["note"] or "no NVIDIA GPU" in r["note"] or "can open none" in r["note"]
     assert os.getpid() in {t["tid"] for t in r["threads"]}
     assert all(t["cpus"] == sorted(os.sched_getaffinity(0)) for t in r["threads"] if t["tid"] == os.getpid())
-    assert "plan: no rank" in status.render(r)
+    assert "plan: none: " in status.render(r)
 
 
 def test_a_process_that_does_not_exist_is_named():
@@ -114,12 +114,14 @@ def test_a_process_that_does_not_exist_is_named():
         status.read(4194305, local_rank=0)
 
 
-def test_without_a_local_rank_anywhere_it_says_so(machine, monkeypatch):
+def test_without_a_local_rank_anywhere_it_shows_the_binding_alone(machine, monkeypatch):
     for var in ("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NUMABIND_FSROOT", str(machine))
-    with pytest.raises(numabind.NumabindError, match="no local rank in the environment"):
-        status.read()
+    r = status.read()
+    assert r["local_rank"] is None and r["plan"] is None and r["threads"]
+    assert "no local rank in its environment" in r["note"]
+    assert "plan: none: no local rank in its environment" in status.render(r)
 
 
 @pytest.mark.parametrize("line,expected", [

@@ -149,8 +149,32 @@ def _write_svg(path: str, topo: Topology, ranks: Sequence[numabind.RankPlan] | N
     return 0
 
 
+def _topology(args: argparse.Namespace) -> Topology:
+    """The machine a verb reads: --example NAME's bundled tree, --fsroot
+    DIR, else NUMABIND_FSROOT or this host."""
+    if args.example is not None and args.fsroot is not None:
+        raise _Usage("--fsroot and --example both name the machine to read: give one")
+    if args.fsroot == "":
+        raise _Usage("--fsroot: the directory's name is empty")
+    if args.example is not None:
+        from numabind import examples
+        try:
+            return numabind.topology(examples.root(args.example))
+        except examples.ExampleError as e:
+            raise _Usage(str(e)) from None
+    return numabind.topology(args.fsroot)
+
+
+def _example_list() -> int:
+    from numabind import examples
+
+    rows = [["NAME", "FROM"]] + [[e["name"], e["source"]] for e in examples.describe()]
+    _emit(_table(rows) + "\n\nnumabind show --example NAME   (or plan, env, exec --dry-run ... --example NAME)")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
-    topo = numabind.topology()
+    topo = _topology(args)
     if args.svg:
         rc = _write_svg(args.svg, topo)
         if rc or args.svg == "-":
@@ -237,9 +261,22 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
                 reserve_cores=args.reserve_cores, override_env=args.override_env)
 
 
+def _override_kwargs(args: argparse.Namespace) -> dict:
+    return dict(gpu=args.gpu, cpus=args.cpus, mem_nodes=args.mem_nodes, nic=args.nic)
+
+
+def _overrides_given(args: argparse.Namespace) -> list[str]:
+    return [flag for flag, value in (("--gpu", args.gpu), ("--cpus", args.cpus), ("--mem-nodes", args.mem_nodes),
+                                     ("--nic", args.nic)) if value is not None]
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
-    topo = numabind.topology()
-    plan = numabind.plan(topology=topo, **_plan_kwargs(args))
+    topo = _topology(args)
+    given = _overrides_given(args)
+    if given and args.local_rank is None:
+        raise _Usage(f"{given[0]} is one rank's: name the rank with --local-rank R")
+    extra = dict(rank=args.local_rank, **_override_kwargs(args)) if given else {}
+    plan = numabind.plan(topology=topo, **_plan_kwargs(args), **extra)
     ranks = (plan.ranks if args.local_rank is None or not plan.ranks
              else (rank_in(plan.ranks, args.local_rank, "", "plan"),))
     if args.svg:
@@ -271,8 +308,26 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from numabind import status
+
+    kwargs = _plan_kwargs(args)
+    kwargs.pop("override_env")
+    topo = _topology(args)
+    try:
+        result = status.read(args.pid, local_rank=args.local_rank, topology=topo, **kwargs)
+    except ProcessLookupError:
+        raise _Usage(f"--pid {args.pid}: no such process") from None
+    except PermissionError as e:
+        raise NumabindError(e.errno or 13, "Permission denied",
+                            f"cannot read /proc/{args.pid}: {e.strerror} (another user's process?)") from None
+    _emit(json.dumps(result, indent=2) if args.json else status.render(result))
+    return 0
+
+
 def _cmd_env(args: argparse.Namespace) -> int:
-    r = numabind.pin_rank(args.local_rank, dry_run=True, **_plan_kwargs(args))
+    r = numabind.pin_rank(args.local_rank, dry_run=True, topology=_topology(args), **_plan_kwargs(args),
+                          **_override_kwargs(args))
     if r.env:
         # shell_quote: the same bytes back when evaluated, no control character printed
         _emit("\n".join(f"export {name}={shell_quote(value)}" for name, value in r.env.items()))
@@ -286,8 +341,12 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     if not command:
         print("numabind exec: no command given (numabind exec [options] -- CMD ARGS...)", file=sys.stderr)
         return EXIT_USAGE
+    topo = _topology(args)
+    if args.dry_run:
+        return _dry_run(args, topo, command)
     try:
-        r = numabind.pin_rank(args.local_rank, migrate=args.migrate, **_plan_kwargs(args))
+        r = numabind.pin_rank(args.local_rank, migrate=args.migrate, topology=topo, **_plan_kwargs(args),
+                              **_override_kwargs(args))
     except BindingError as e:
         # the plan was fine; applying it was not (the process is as it was)
         print(f"numabind exec: error: pinning failed, {printable(command[0])!r} not run: "
@@ -308,6 +367,31 @@ def _cmd_exec(args: argparse.Namespace) -> int:
         return code
 
 
+def _describe(r: numabind.RankPlan) -> str:
+    """One line: where a rank runs (exec -v, exec --dry-run)."""
+    if r.gpu is None:
+        return f"local rank {r.local_rank}: {r.note}"
+    where = "locality unknown" if r.numa_node is None else f"node {r.numa_node}"
+    nic = f"NIC {r.hca}:{r.hca_port} ({r.distance})" if r.hca else "no RDMA NIC"
+    origin = f" (from {r.rank_source})" if r.rank_source else ""
+    return (f"local rank {r.local_rank}{origin}: GPU {r.gpu} {r.gpu_pci}, {where}, CPUs "
+            f"{_core.format_cpulist(r.cpus)}, memory {r.mem_policy} {_core.format_cpulist(r.mem_nodes)}, {nic}")
+
+
+def _dry_run(args: argparse.Namespace, topo: Topology, command: list[str]) -> int:
+    """exec --dry-run: what exec would apply, export and run; nothing changes."""
+    r = numabind.pin_rank(args.local_rank, dry_run=True, topology=topo, **_plan_kwargs(args),
+                          **_override_kwargs(args))
+    lines = [printable(_describe(r))]
+    if r.gpu is not None and r.note:
+        lines.append(printable(f"note: {r.note}"))
+    lines += [f"export {name}={shell_quote(value)}" for name, value in r.env.items()]
+    lines += [printable(f"keeping {name}={value} from the environment") for name, value in r.kept_env.items()]
+    lines.append("exec " + " ".join(shell_quote(a) for a in command))
+    _emit("\n".join(lines))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with what it quotes from the command line escaped."""
 
@@ -315,42 +399,120 @@ class _Parser(argparse.ArgumentParser):
         super().error(printable(message))
 
 
+def _machine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fsroot", metavar="DIR", default=None,
+                   help="read the tree under DIR instead of this host (as NUMABIND_FSROOT=DIR; "
+                        "default: NUMABIND_FSROOT, else this host)")
+    p.add_argument("--example", metavar="NAME", default=None,
+                   help="read a real machine bundled with numabind (dgx-h100, azure-nd96isr-h100-v5, ...; "
+                        "'--example list' lists them)")
+
+
+def _override_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("overrides for the rank (each checked against the topology)")
+    g.add_argument("--gpu", type=_count("--gpu", 0, INT_MAX, "the largest C int"), default=None, metavar="N",
+                   help="the rank's CUDA device (default: local rank r drives visible GPU r)")
+    g.add_argument("--cpus", metavar="LIST", default=None, help="the rank's CPUs, e.g. 0-13,112-125")
+    g.add_argument("--mem-nodes", metavar="LIST", default=None,
+                   help="the rank's memory nodes, under --mem's policy (preferred: one node)")
+    g.add_argument("--nic", metavar="NAME[:PORT]", default=None, help="the rank's RDMA NIC, e.g. mlx5_3 or mlx5_3:1")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Examples in the epilog kept as written; every default shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" not in text and action.option_strings and default is not None and default is not False
+                and default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _sub(sub: argparse._SubParsersAction, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                          epilog="examples:\n" + examples, formatter_class=_Help)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="numabind", description=(
+    p = _Parser(prog="numabind", formatter_class=_Help, description=(
         "Reads a GPU node's topology and places each rank on the CPUs, memory and NIC closest "
-        "to its GPU. NUMABIND_FSROOT=DIR reads a captured or fixture tree instead of this host."))
+        "to its GPU. NUMABIND_FSROOT=DIR (or --fsroot DIR) reads a captured or fixture tree instead "
+        "of this host; --example NAME a real machine bundled with numabind."),
+        epilog="examples:\n"
+               "  numabind show                         # this host, as nvidia-smi topo -m\n"
+               "  numabind show --example dgx-h100      # a DGX H100, without one\n"
+               "  numabind plan --example dgx-h100      # where each of its 8 ranks goes\n"
+               "  torchrun --nproc-per-node 8 --no-python numabind exec -- python train.py\n"
+               "  numabind status --pid 4242            # where a running rank is bound vs its plan\n"
+               "\nEvery verb takes --help.")
     p.add_argument("--version", action="version", version=f"numabind {numabind.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    show = sub.add_parser("show", help="print GPUs, NICs and NUMA nodes as nvidia-smi topo -m does")
+    show = _sub(sub, "show", "print GPUs, NICs and NUMA nodes as nvidia-smi topo -m does",
+                "  numabind show\n  numabind show --json | jq '.gpus[].numa_node'\n"
+                "  numabind show --example azure-nd96isr-h100-v5 --svg nd.svg\n  numabind show --example list")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.add_argument("--svg", metavar="FILE", help="also write a drawing of the machine to FILE (- : stdout only)")
+    _machine_args(show)
     show.set_defaults(func=_cmd_show)
-    gather = sub.add_parser("gather", help="capture every file numabind reads, for NUMABIND_FSROOT")
+    gather = _sub(sub, "gather", "capture every file numabind reads, for NUMABIND_FSROOT",
+                  "  numabind gather node.tar.gz\n  numabind gather - | ssh laptop 'cat > node.tar.gz'\n"
+                  "  mkdir t && tar xzf node.tar.gz -C t && numabind show --fsroot t")
     gather.add_argument("out", metavar="OUT.tar.gz", help="the archive to write (- : standard output)")
     gather.set_defaults(func=_cmd_gather)
 
-    plan = sub.add_parser("plan", help="print each local rank's CPUs, memory and NIC")
+    plan = _sub(sub, "plan", "print each local rank's CPUs, memory and NIC",
+                "  numabind plan\n  numabind plan --example dgx-h100 --policy node --mem bind\n"
+                "  numabind plan --local-rank 3 --json\n  numabind plan --local-rank 1 --nic mlx5_3 --cpus 0-7")
     plan.add_argument("--local-rank", type=LOCAL_RANK, default=None, metavar="R", help="only this rank")
     plan.add_argument("--json", action="store_true", help='print {"ranks": [...]}')
     plan.add_argument("--svg", metavar="FILE", help="also write a drawing of the machine and the ranks to FILE "
                                                     "(- : stdout only)")
     _plan_args(plan)
+    _machine_args(plan)
+    _override_args(plan)
     plan.set_defaults(func=_cmd_plan)
 
-    env = sub.add_parser("env", help="print a rank's NIC variables as shell export lines")
+    env = _sub(sub, "env", "print a rank's NIC variables as shell export lines",
+               "  eval \"$(numabind env)\"                  # under torchrun/srun/mpirun: the rank's own\n"
+               "  numabind env --local-rank 3 --example dgx-h100")
     env.add_argument("--local-rank", type=LOCAL_RANK, default=None, metavar="R",
                      help="default: from LOCAL_RANK, SLURM_LOCALID, ...")
     _plan_args(env)
+    _machine_args(env)
+    _override_args(env)
     env.set_defaults(func=_cmd_env)
 
-    ex = sub.add_parser("exec", help="pin this rank, export its NIC variables, then exec CMD")
+    ex = _sub(sub, "exec", "pin this rank, export its NIC variables, then exec CMD",
+              "  torchrun --nproc-per-node 8 --no-python numabind exec -- python train.py\n"
+              "  srun --cpu-bind=none numabind exec -- ./all_to_all_perf -b 8 -e 1G\n"
+              "  numabind exec --dry-run --local-rank 3 --example dgx-h100 -- python train.py\n"
+              "  numabind exec --local-rank 0 --cpus 0-7 --nic mlx5_1 -- ./server")
     ex.add_argument("--local-rank", type=LOCAL_RANK, default=None, metavar="R",
                     help="default: from LOCAL_RANK, SLURM_LOCALID, ...")
     ex.add_argument("--migrate", action="store_true", help="move pages already touched")
+    ex.add_argument("--dry-run", action="store_true",
+                    help="print what would be applied, exported and run; run nothing")
     ex.add_argument("-v", "--verbose", action="store_true", help="print the plan to stderr")
     _plan_args(ex)
+    _machine_args(ex)
+    _override_args(ex)
     ex.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
     ex.set_defaults(func=_cmd_exec)
+
+    st = _sub(sub, "status", "show where a process and its threads are bound, against its rank's plan",
+              "  numabind status                      # this shell's binding (numactl --show)\n"
+              "  numabind status --pid 4242           # a running rank: its environment gives its rank\n"
+              "  numabind status --pid 4242 --local-rank 3 --json")
+    st.add_argument("--pid", type=_count("--pid", 1, INT_MAX, "the largest C int"), default=None, metavar="P",
+                    help="the process to read (default: numabind's own, i.e. what it inherited)")
+    st.add_argument("--local-rank", type=LOCAL_RANK, default=None, metavar="R",
+                    help="default: from the process's LOCAL_RANK, SLURM_LOCALID, ...")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    _plan_args(st)
+    _machine_args(st)
+    st.set_defaults(func=_cmd_status)
     return p
 
 
@@ -381,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
-        rc = args.func(args)
+        rc = _example_list() if getattr(args, "example", None) == "list" else args.func(args)
         try:
             sys.stdout.flush()
         except BrokenPipeError:

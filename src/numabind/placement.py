@@ -170,18 +170,69 @@ def _make_plan(topo: Topology, local_world_size: int | None, policy: str, mem: s
                             override_env)
 
 
+def _ids(name: str, value: Any) -> list[int] | None:
+    """A CPU or node list given as "0-3,8" or as ints, or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return list(_core.parse_cpulist(value))
+        except ValueError:
+            raise ValueError(f"{name} {value!r} is not a list such as 0-3,8") from None
+    return [_check_int(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _override(handle: Any, topo: Topology, rank: int, mem: str, cpus: Any, mem_nodes: Any,
+              nic: str | None) -> None:
+    """What a person gives for one rank (nmb_plan_override_rank): checked
+    against the topology, the plan unchanged when refused."""
+    if cpus is None and mem_nodes is None and nic is None:
+        return
+    if nic is not None and not isinstance(nic, str):
+        raise TypeError(f"nic must be a str such as 'mlx5_3' or 'mlx5_3:1', not {nic!r}")
+    handle.override(topo._handle, rank, cpus=_ids("cpus", cpus), mems=_ids("mem_nodes", mem_nodes),
+                    mem_policy=MEM_POLICIES.index(mem) if mem_nodes is not None else -1, nic=nic)
+
+
+def _with_gpu(topo: Topology, rank: int, gpu: int | None, gpus: Sequence[int] | None,
+              local_world_size: int | None) -> Sequence[int] | None:
+    """``gpus`` with ``rank`` driving visible GPU ``gpu`` (the others: rank r
+    drives GPU r, as without it)."""
+    if gpu is None:
+        return gpus
+    _check_int("gpu", gpu)
+    if gpus is not None:
+        raise ValueError("give either gpu (this rank's) or gpus (every rank's), not both")
+    if local_world_size is None:
+        from_env = _core.local_world_size_from_env()
+        local_world_size = from_env[0] if from_env else len(topo.gpus)
+    n = max(local_world_size, rank + 1)
+    return [gpu if r == rank else r for r in range(n)]
+
+
 def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem: str = "preferred",
          gpus: Sequence[int] | None = None, reserve_cores: int = 0, override_env: bool = False,
-         topology: Topology | None = None) -> Plan:
+         topology: Topology | None = None, rank: int | None = None, gpu: int | None = None,
+         cpus: Any = None, mem_nodes: Any = None, nic: str | None = None) -> Plan:
     """Plans every local rank of this node.
 
     ``local_world_size`` defaults to the launcher's (``LOCAL_WORLD_SIZE``,
     ``SLURM_NTASKS_PER_NODE``, ...), else one rank per visible GPU. ``gpus``
     gives the visible GPU each rank drives (default: rank *r* drives GPU *r*).
-    Raises :class:`numabind.PlacementError` when no placement fits.
+    ``gpu``, ``cpus`` ("0-7" or ints), ``mem_nodes`` (with ``mem``'s policy)
+    and ``nic`` ("mlx5_3", "mlx5_3:1") replace rank ``rank``'s, each checked
+    against the topology. Raises :class:`numabind.PlacementError` when no
+    placement fits or an override names what this node does not have.
     """
     topo = topology if topology is not None else read_topology()
+    if rank is None and (gpu, cpus, mem_nodes, nic) != (None, None, None, None):
+        raise ValueError("gpu, cpus, mem_nodes and nic are one rank's: name it with rank=")
+    if rank is not None:
+        _check_int("rank", rank, 0, MAX_LOCAL_WORLD_SIZE - 1)
+    gpus = _with_gpu(topo, rank or 0, gpu, gpus, local_world_size)
     handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
+    if rank is not None and handle.note() is None:
+        _override(handle, topo, rank, mem, cpus, mem_nodes, nic)
     return Plan(_rank_plans(handle.ranks()), handle.note())
 
 
@@ -235,7 +286,8 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
              export_env: bool = True, migrate: bool = False, dry_run: bool = False,
              local_world_size: int | None = None, gpus: Sequence[int] | None = None,
              reserve_cores: int = 0, override_env: bool = False,
-             topology: Topology | None = None) -> RankPlan:
+             topology: Topology | None = None, gpu: int | None = None, cpus: Any = None,
+             mem_nodes: Any = None, nic: str | None = None) -> RankPlan:
     """Pins this process as local rank ``rank`` (default: from ``LOCAL_RANK``,
     ``SLURM_LOCALID``, ``OMPI_COMM_WORLD_LOCAL_RANK`` or ``MPI_LOCALRANKID``).
 
@@ -254,6 +306,10 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
     pin: the process is left as it is, a warning is logged, and the returned
     plan's ``note`` says why.
 
+    ``gpu`` (the rank's CUDA device), ``cpus``, ``mem_nodes`` (with ``mem``'s
+    policy) and ``nic`` replace what the plan chose, each checked against
+    the topology (:class:`numabind.PlacementError` naming the value).
+
     Returns the rank's :class:`RankPlan`. With ``dry_run`` nothing is
     changed. Raises :class:`numabind.PlacementError` when no plan fits and
     :class:`numabind.BindingError` when applying fails — after restoring the
@@ -267,7 +323,10 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
             raise
         local_rank, source, unnamed = 0, None, e
     topo = topology if topology is not None else _process_topology()
+    gpus = _with_gpu(topo, local_rank, gpu, gpus, local_world_size)
     handle = _make_plan(topo, local_world_size, policy, mem, gpus, reserve_cores, override_env)
+    if unnamed is None and handle.note() is None:       # ranks to override (no GPU: none)
+        _override(handle, topo, local_rank, mem, cpus, mem_nodes, nic)
     rows = handle.ranks()
     ranks = _rank_plans(rows)
     if not ranks:
@@ -279,7 +338,9 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
         raise unnamed
     result = replace(rank_in(ranks, local_rank, f" (from {source})", "pin_rank"), rank_source=source)
     if result.note:
-        log.warning("local rank %d: %s", local_rank, result.note)
+        # What the caller gave (cpus=, nic=: "... given") is no fallback to warn about.
+        given = all(part.endswith(" given") for part in result.note.split("; "))
+        log.log(logging.INFO if given else logging.WARNING, "local rank %d: %s", local_rank, result.note)
     planned = {name: value for name, value, _user, _kept in rows[local_rank]["env"]}
     for name, value in result.kept_env.items():
         if value == planned[name]:

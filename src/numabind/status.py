@@ -22,11 +22,13 @@ the process's environment (or ``local_rank=``), under its
 
 from __future__ import annotations
 
+import errno
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from numabind import _core
+from numabind.errors import NumabindError
 
 __all__ = ["NIC_VARIABLES", "read"]
 
@@ -177,7 +179,12 @@ def read(pid: int | None = None, *, local_rank: int | None = None, **plan_option
     comm = threads[0]["name"] if threads else "?"
     with _environment(env):
         if local_rank is None:
-            local_rank, source = _core.local_rank_from_env()
+            try:
+                local_rank, source = _core.local_rank_from_env()
+            except NumabindError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                local_rank, source = None, None      # its binding still shows; no plan to check against
         else:
             source = "--local-rank"
         planned = make_plan(override_env=True, **plan_options)
@@ -187,6 +194,10 @@ def read(pid: int | None = None, *, local_rank: int | None = None, **plan_option
         "env": {name: env[name] for name in NIC_VARIABLES if name in env},
         "plan": None, "note": planned.note, "differs": [],
     }
+    if local_rank is None:
+        result["note"] = ("no local rank in its environment (LOCAL_RANK, SLURM_LOCALID, ...): give it with "
+                          "--local-rank R to check against its plan")
+        return result
     if not planned.ranks:
         return result
     rank = rank_in(planned.ranks, local_rank, f" (from {source})", "status")
@@ -200,8 +211,9 @@ def render(result: dict[str, Any]) -> str:
     from numabind._printable import printable
 
     fmt = _core.format_cpulist
-    out = [printable(f"pid {result['pid']} ({result['name']}), local rank {result['local_rank']} "
-                     f"(from {result['rank_source']})")]
+    rank = ("no local rank" if result["local_rank"] is None
+            else f"local rank {result['local_rank']} (from {result['rank_source']})")
+    out = [printable(f"pid {result['pid']} ({result['name']}), {rank}")]
     rows = [["tid", "name", "CPUs", "memory"]]
     for t in result["threads"]:
         memory = "unreadable" if t["mem_policy"] is None else \
@@ -213,7 +225,7 @@ def render(result: dict[str, Any]) -> str:
     out.append("NIC variables: " + (printable(" ".join(f"{k}={v}" for k, v in env.items())) if env else "none set"))
     p = result["plan"]
     if p is None:
-        out.append(printable(f"plan: no rank ({result['note']})"))
+        out.append(printable(f"plan: none: {result['note']}"))
         return "\n".join(out)
     nic = f"{p['hca']}:{p['hca_port']} ({p['distance']})" if p["hca"] else "no RDMA NIC"
     out.append(printable(f"plan: GPU {p['gpu']} {p['gpu_pci']}, CPUs {fmt(p['cpus'])}, memory {p['mem_policy']} "
