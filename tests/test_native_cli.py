@@ -12,6 +12,7 @@ what only the native command has: it runs with no Python on PATH, it hands
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +72,19 @@ def test_native_is_elf():
     with open(NATIVE, "rb") as f:
         assert f.read(4) == b"\x7fELF", f"{NATIVE} is not the native executable"
     assert os.access(NATIVE, os.X_OK)
+
+
+def test_native_needs_no_libnuma_so():
+    """libnuma is linked in from its archive: a manylinux wheel's command needs
+    nothing from the host but glibc (else auditwheel would shim it in Python)."""
+    archives = [p for p in ("/usr/lib/x86_64-linux-gnu/libnuma.a", "/usr/lib64/libnuma.a", "/usr/lib/libnuma.a")
+                if os.path.exists(p)]
+    if not archives or shutil.which("readelf") is None:
+        pytest.skip("no libnuma.a to link, or no readelf")
+    dynamic = subprocess.run(["readelf", "-d", NATIVE], capture_output=True, text=True, check=True).stdout
+    needed = [line for line in dynamic.splitlines() if "(NEEDED)" in line]
+    assert needed and not [line for line in needed if "libnuma" in line], needed
+    assert "RPATH" not in dynamic and "RUNPATH" not in dynamic
 
 
 CASES = [

@@ -417,6 +417,8 @@ static int parse_args(int cmd, int argc, char **argv, cli_options_t *o)
 int main(int argc, char **argv)
 {
     install_signals();
+    /* cli.main() pops it: a command exec'd from here does not inherit it either */
+    unsetenv("NUMABIND_RESTORE_SIGINT");
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         buf_t out = {0};
         buf_printf(&out, "numabind %s\n", NMB_VERSION_STRING);
