@@ -423,6 +423,7 @@ int main(int argc, char **argv)
         buf_t out = {0};
         buf_printf(&out, "numabind %s\n", NMB_VERSION_STRING);
         int rc = cli_write_all(1, &out);
+        buf_free(&out);
         if (rc && rc != EPIPE) {
             fprintf(stderr, "numabind: error: cannot write standard output: %s\n", strerror(rc));
             return EXIT_OUTPUT;
@@ -449,6 +450,8 @@ int main(int argc, char **argv)
         handover(argc, argv);
     cli_write_all(2, &err);
     int werr = cli_write_all(1, &out);
+    buf_free(&out);
+    buf_free(&err);
     if (werr == EPIPE)
         return EXIT_OK;   /* a reader that went away is no error */
     if (werr) {
