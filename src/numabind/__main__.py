@@ -38,7 +38,18 @@ def _paths(argv: list[str]) -> int:
     return 0
 
 
+def _restore_sigint() -> None:
+    # the native numabind's hand-over: SIGINT was ignored while Python started
+    import os
+
+    if os.environ.pop("NUMABIND_RESTORE_SIGINT", None) is not None:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _main() -> int:
+    _restore_sigint()
     argv = sys.argv[1:]
     # --version alone is the command line's; with a path flag, the bare version.
     if argv and all(arg in _FLAGS for arg in argv) and set(argv) != {"--version"}:

@@ -531,7 +531,18 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _restore_sigint() -> None:
+    """The native ``numabind`` hands a command over to Python with SIGINT
+    ignored (so a Ctrl-C while the interpreter starts prints no traceback)
+    and NUMABIND_RESTORE_SIGINT=1: Python's own handler comes back here."""
+    if os.environ.pop("NUMABIND_RESTORE_SIGINT", None) is not None:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _restore_sigint()
     try:
         return _main(argv)
     except KeyboardInterrupt:

@@ -1,0 +1,243 @@
+/* numabind's native command line: `env` and `exec`, which are
+ * placement.pin_rank (dry run for `env`) followed by the export lines, or by
+ * applying the plan, exporting the rank's NIC variables and exec'ing the
+ * command as cli._cmd_exec does: the same warnings (what pin_rank logs at
+ * WARNING, printed as Python's unconfigured logging prints them: the message
+ * alone), the same errors and exit statuses, and the command searched on
+ * PATH as os.execvp searches it (no /bin/sh fallback: a script without
+ * "#!" is 126, "Exec format error").
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_make_plan(nmb_plan_t **plan, const nmb_topology_t *t, const cli_options_t *o, buf_t *err);
+
+/* What pin_rank gives: a plan and the rank in it, or the unpinned rank. */
+typedef struct pinned {
+    nmb_plan_t *plan;
+    const nmb_rank_plan_t *rank;   /* NULL: not pinned (no rank planned) */
+    nmb_rank_plan_t unpinned;      /* the RankPlan _unpinned() returns */
+    int local_rank;
+} pinned_t;
+
+/* pin_rank up to applying; 0 or an exit status, with stderr's text in err. */
+static int pin_rank(const cli_options_t *o, pinned_t *p, buf_t *err)
+{
+    cli_error_t unnamed = {0}, e;
+    const char *source = "argument";
+    memset(p, 0, sizeof *p);
+    if (o->local_rank >= 0) {
+        p->local_rank = o->local_rank;
+    } else {
+        int rank = 0;
+        int rc = nmb_local_rank_from_env(&rank, &source);
+        if (rc == -ENOENT) {
+            cli_error_set(&unnamed, rc, "nmb_local_rank_from_env");
+            rank = 0;
+            source = NULL;
+        } else if (rc < 0) {
+            cli_error_set(&e, rc, "nmb_local_rank_from_env");
+            put_error(err, e.message);
+            return EXIT_INPUT;
+        }
+        p->local_rank = rank;
+    }
+    nmb_topology_t *t;
+    int rc = nmb_topology_create(&t, NULL, 0);
+    if (rc < 0) {
+        cli_error_set(&e, rc, "nmb_topology_create");
+        put_error(err, e.message);
+        return EXIT_INPUT;
+    }
+    rc = cli_make_plan(&p->plan, t, o, err);
+    if (rc) {
+        nmb_topology_destroy(t);
+        return rc;
+    }
+    int n = nmb_plan_num_ranks(p->plan);
+    if (!n) {
+        const char *note = nmb_plan_note(p->plan);
+        buf_t why = {0};
+        buf_puts(&why, note && *note ? note : "no rank planned");
+        if (unnamed.err)
+            buf_puts(&why, "; no local rank in the environment either");
+        /* logged raw: logging escapes nothing */
+        buf_printf(err, "local rank %d: not pinned: %s\n", p->local_rank, why.p);
+        nmb_rank_plan_t *u = &p->unpinned;
+        u->local_rank = p->local_rank;
+        u->gpu = -1;
+        u->numa_node = -1;
+        u->cpus = *nmb_topology_affinity_cpus(t);
+        u->mems = *nmb_topology_allowed_mems(t);
+        u->cpu_policy = o->cpu_policy;
+        u->mem_policy = NMB_MEM_DEFAULT;
+        buf_free(&why);
+        nmb_topology_destroy(t);
+        return 0;
+    }
+    nmb_topology_destroy(t);
+    if (unnamed.err) {
+        char msg[sizeof unnamed.message + 64];
+        snprintf(msg, sizeof msg, "%s; give it with --local-rank R", unnamed.message);
+        put_error(err, msg);
+        return EXIT_INPUT;
+    }
+    if (p->local_rank >= n) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "local rank %d (from %s) is outside the %d local ranks planned",
+                 p->local_rank, source, n);
+        put_error(err, msg);
+        return EXIT_INPUT;
+    }
+    const nmb_rank_plan_t *r = p->rank = nmb_plan_rank(p->plan, p->local_rank);
+    if (r->note && *r->note)
+        buf_printf(err, "local rank %d: %s\n", p->local_rank, r->note);
+    for (int i = 0; i < r->num_env; i++) {
+        const nmb_env_var_t *v = &r->env[i];
+        /* equal: logged at INFO, which unconfigured logging does not print */
+        if (v->kept && strcmp(v->user ? v->user : "", v->value ? v->value : "") != 0)
+            buf_printf(err, "local rank %d: keeping %s=%s from the environment; the plan says %s=%s "
+                       "(override_env=True replaces it)\n", p->local_rank, v->name, v->user, v->name, v->value);
+    }
+    return 0;
+}
+
+int cmd_env(const cli_options_t *o, buf_t *out, buf_t *err)
+{
+    pinned_t p;
+    int rc = pin_rank(o, &p, err);
+    if (!rc && p.rank) {
+        int lines = 0;
+        for (int i = 0; i < p.rank->num_env; i++) {
+            const nmb_env_var_t *v = &p.rank->env[i];
+            if (v->kept)
+                continue;
+            buf_printf(out, "%sexport %s=", lines++ ? "\n" : "", v->name);
+            put_shell_quote(out, v->value);
+        }
+        if (lines)
+            buf_puts(out, "\n");
+    }
+    nmb_plan_destroy(p.plan);
+    return rc;
+}
+
+/* os.execvp: the command as given when it holds a '/', else each PATH entry
+ * ('' is the current directory); the first error other than ENOENT/ENOTDIR
+ * wins, else the last. Returns that errno. */
+static int execvp_like_python(char **argv)
+{
+    const char *file = argv[0];
+    if (strchr(file, '/')) {
+        execv(file, argv);
+        return errno;
+    }
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/bin:/usr/bin";
+    int saved = 0, last = ENOENT;
+    size_t fl = strlen(file);
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t dl = end ? (size_t)(end - p) : strlen(p);
+        char *full = malloc(dl + fl + 2);
+        if (!full)
+            return ENOMEM;
+        memcpy(full, p, dl);
+        size_t k = dl;
+        if (dl && full[dl - 1] != '/')
+            full[k++] = '/';
+        memcpy(full + k, file, fl + 1);
+        execv(full, argv);
+        last = errno;
+        if (last != ENOENT && last != ENOTDIR && !saved)
+            saved = last;
+        free(full);
+        if (!end)
+            break;
+        p = end;
+    }
+    return saved ? saved : last;
+}
+
+int cmd_exec(const cli_options_t *o, buf_t *err)
+{
+    if (!o->num_command) {
+        buf_puts(err, "numabind exec: no command given (numabind exec [options] -- CMD ARGS...)\n");
+        return EXIT_USAGE;
+    }
+    for (const unsigned char *c = (const unsigned char *)o->command[0]; *c; c++)
+        if (*c >= 0x80)
+            return CLI_HANDOVER;   /* Python names it in its errors by Unicode's rules */
+    pinned_t p;
+    int rc = pin_rank(o, &p, err);
+    if (rc) {
+        nmb_plan_destroy(p.plan);
+        return rc;
+    }
+    if (buf_nonascii(err)) {
+        nmb_plan_destroy(p.plan);
+        return CLI_HANDOVER;
+    }
+    const nmb_rank_plan_t *r = p.rank ? p.rank : &p.unpinned;
+    if (p.rank) {
+        buf_t repr = {0};
+        text_rank_repr(&repr, r, 1);   /* checked before anything changes */
+        int high = buf_nonascii(&repr);
+        buf_free(&repr);
+        if (high) {
+            nmb_plan_destroy(p.plan);
+            return CLI_HANDOVER;
+        }
+        rc = nmb_plan_apply(p.plan, p.local_rank, o->migrate ? NMB_APPLY_MIGRATE : 0, NULL);
+        if (rc < 0) {
+            /* the plan was fine; applying it was not (the process is as it was) */
+            cli_error_t e;
+            cli_error_set(&e, rc, "nmb_plan_apply");
+            buf_puts(err, "numabind exec: error: pinning failed, ");
+            buf_t name = {0};
+            buf_puts(&name, "");
+            put_printable(&name, o->command[0]);
+            put_repr(err, name.p);
+            buf_free(&name);
+            buf_puts(err, " not run: ");
+            put_printable(err, e.message);
+            buf_puts(err, "\n");
+            nmb_plan_destroy(p.plan);
+            return buf_nonascii(err) ? CLI_HANDOVER : EXIT_PIN;
+        }
+        for (int i = 0; i < r->num_env; i++)
+            if (!r->env[i].kept)
+                setenv(r->env[i].name, r->env[i].value, 1);
+    }
+    if (o->verbose) {
+        buf_t repr = {0};
+        text_rank_repr(&repr, r, p.rank != NULL);
+        buf_puts(err, "numabind: ");
+        put_printable(err, repr.p);
+        buf_puts(err, "\n");
+        buf_free(&repr);
+    }
+    if (buf_nonascii(err)) {   /* unpinned: nothing changed yet */
+        nmb_plan_destroy(p.plan);
+        return CLI_HANDOVER;
+    }
+    cli_write_all(2, err);
+    err->len = 0;
+    nmb_plan_destroy(p.plan);
+    cli_restore_signals();
+    int e = execvp_like_python(o->command);
+    buf_puts(err, "numabind exec: cannot run ");
+    buf_t name = {0};
+    buf_puts(&name, "");
+    put_printable(&name, o->command[0]);
+    put_repr(err, name.p);
+    buf_free(&name);
+    buf_printf(err, ": %s\n", strerror(e));
+    return e == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC;
+}
