@@ -118,6 +118,25 @@ CASES = [
     (["exec", "--local-rank", "99", "--", "true"], {}),
     (["exec"], {}),
     (["exec", "--local-rank", "0"], {}),
+    # issue 17: exec --dry-run and the overrides, served natively
+    (["exec", "--dry-run", "--local-rank", "0", "--", "python", "-c", "print('a b')"], {}),
+    (["exec", "--dry-run", "--", "true"], {"LOCAL_RANK": "1", "NCCL_IB_HCA": "mlx5_0"}),
+    (["exec", "--dry-run", "--", "true"], {}),
+    (["exec", "--dry-run", "--", "true"], {"CUDA_VISIBLE_DEVICES": ""}),
+    (["exec", "--dry-run", "--local-rank", "0", "--cpus", "0", "--", "true"], {}),
+    (["plan", "--local-rank", "0", "--cpus", "0", "--json"], {}),
+    (["plan", "--local-rank", "0", "--cpus", "8190"], {}),
+    (["plan", "--local-rank", "1", "--gpu", "0"], {}),
+    (["plan", "--local-rank", "3", "--gpu", "0"], {"LOCAL_WORLD_SIZE": "2"}),
+    (["plan", "--local-rank", "0", "--mem-nodes", "0", "--mem", "bind"], {}),
+    (["plan", "--local-rank", "0", "--mem-nodes", "0-1"], {}),
+    (["plan", "--local-rank", "0", "--mem-nodes", "9", "--mem", "interleave"], {}),
+    (["env", "--local-rank", "0", "--nic", "nope0"], {}),
+    (["env", "--gpu", "1"], {"LOCAL_RANK": "0"}),
+    (["env", "--cpus", "0"], {}),
+    (["plan", "--cpus", "0"], {}),
+    (["plan", "--local-rank", "0", "--cpus", "0-x"], {}),
+    (["show", "--fsroot", ""], {}),
     # usage errors: argparse's own words, through the hand-over
     (["plan", "--local-rank", "x"], {}),
     (["plan", "--reserve-cores", "2147483648"], {}),
@@ -270,7 +289,10 @@ def test_runs_without_python(tree, tmp_path):
     root = tree(st.load(FIXTURES / "plain-2cpu-2gpu.json"))
     bare = {"PATH": str(tmp_path), "NUMABIND_PYTHON": str(tmp_path / "no-python")}
     for args in (["show"], ["show", "--json"], ["plan"], ["plan", "--json"], ["env", "--local-rank", "1"],
-                 ["exec", "--local-rank", "0", "--policy", "none", "--", "/bin/sh", "-c", "echo ran"]):
+                 ["exec", "--local-rank", "0", "--policy", "none", "--", "/bin/sh", "-c", "echo ran"],
+                 ["exec", "--dry-run", "--local-rank", "1", "--nic", "mlx5_0", "--cpus", "0", "--", "x"],
+                 ["plan", "--local-rank", "1", "--gpu", "0", "--mem-nodes", "0", "--mem", "bind"],
+                 ["show", "--fsroot", str(root)], ["env", "--fsroot", str(root), "--local-rank", "0"]):
         c = run([NATIVE], args, environ(root, bare))
         p = run(PYTHON, args, environ(root))
         assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr), args

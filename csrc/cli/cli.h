@@ -72,7 +72,12 @@ typedef struct cli_options {
     int local_rank;          /* -1: not given */
     int local_world_size;    /* 0: not given */
     int cpu_policy, mem_policy, reserve_cores, override_env;
-    int json, migrate, verbose;
+    int json, migrate, verbose, dry_run;
+    const char *fsroot;      /* --fsroot DIR; NULL: NUMABIND_FSROOT, else this host */
+    /* the overrides (plan --local-rank R, env, exec); NULL / -1: not given */
+    int gpu;
+    const char *cpus, *mem_nodes, *nic;
+    nmb_bitmap_t cpu_set, mem_set;
     char **command;          /* exec: the command line, NULL-terminated */
     int num_command;
 } cli_options_t;
@@ -89,13 +94,23 @@ void cli_error_set(cli_error_t *e, int err, const char *call);
 /* "numabind: error: <printable message>\n" */
 void put_error(buf_t *err, const char *message);
 
+/* main.c: the machine a verb reads (--fsroot, else NUMABIND_FSROOT or this
+ * host); 0 or an exit status with the error in err. */
+int cli_read_topology(nmb_topology_t **t, const cli_options_t *o, buf_t *err);
+/* main.c: _make_plan, with --gpu making `rank` drive that GPU. */
+int cli_make_plan(nmb_plan_t **plan, const nmb_topology_t *t, const cli_options_t *o, int rank, buf_t *err);
+/* main.c: --cpus, --mem-nodes, --nic for `rank` (nmb_plan_override_rank). */
+int cli_override(nmb_plan_t *plan, const nmb_topology_t *t, const cli_options_t *o, int rank, buf_t *err);
+int cli_has_overrides(const cli_options_t *o);
+
 /* show, plan (main.c); env and exec (exec.c). Each returns an exit status or
  * CLI_HANDOVER; `out` and `err` receive what goes to stdout and stderr. */
 int cmd_show(const cli_options_t *o, buf_t *out, buf_t *err);
 int cmd_plan(const cli_options_t *o, buf_t *out, buf_t *err);
 int cmd_env(const cli_options_t *o, buf_t *out, buf_t *err);
-/* Returns only when the command did not run (an error status). */
-int cmd_exec(const cli_options_t *o, buf_t *err);
+/* Returns only when the command did not run (an error status), or after
+ * --dry-run (what it would do in `out`). */
+int cmd_exec(const cli_options_t *o, buf_t *out, buf_t *err);
 
 /* main.c: puts back the signal dispositions the caller gave the process
  * (before exec'ing its command). */

@@ -15,27 +15,48 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_make_plan(nmb_plan_t **plan, const nmb_topology_t *t, const cli_options_t *o, buf_t *err);
-
 /* What pin_rank gives: a plan and the rank in it, or the unpinned rank. */
 typedef struct pinned {
     nmb_plan_t *plan;
     const nmb_rank_plan_t *rank;   /* NULL: not pinned (no rank planned) */
     nmb_rank_plan_t unpinned;      /* the RankPlan _unpinned() returns */
+    const char *unpinned_why;      /* its note after "not pinned: " (owned) */
     int local_rank;
+    const char *source;            /* rank_source: "argument" or the launcher variable */
 } pinned_t;
 
-/* pin_rank up to applying; 0 or an exit status, with stderr's text in err. */
+/* pin_rank logs a rank's note at WARNING, unless every part of it is an
+ * override the caller gave ("CPUs 0-3 given"): that is INFO, not printed. */
+static int only_given(const char *note)
+{
+    const char *part = note;
+    for (;;) {
+        const char *end = strstr(part, "; ");
+        size_t len = end ? (size_t)(end - part) : strlen(part);
+        if (len < 6 || memcmp(part + len - 6, " given", 6) != 0)
+            return 0;
+        if (!end)
+            return 1;
+        part = end + 2;
+    }
+}
+
+/* The CLI's _topology then pin_rank, up to applying; 0 or an exit status,
+ * with stderr's text in err. */
 static int pin_rank(const cli_options_t *o, pinned_t *p, buf_t *err)
 {
     cli_error_t unnamed = {0}, e;
     const char *source = "argument";
     memset(p, 0, sizeof *p);
+    nmb_topology_t *t;
+    int rc = cli_read_topology(&t, o, err);
+    if (rc)
+        return rc;
     if (o->local_rank >= 0) {
         p->local_rank = o->local_rank;
     } else {
         int rank = 0;
-        int rc = nmb_local_rank_from_env(&rank, &source);
+        rc = nmb_local_rank_from_env(&rank, &source);
         if (rc == -ENOENT) {
             cli_error_set(&unnamed, rc, "nmb_local_rank_from_env");
             rank = 0;
@@ -43,18 +64,15 @@ static int pin_rank(const cli_options_t *o, pinned_t *p, buf_t *err)
         } else if (rc < 0) {
             cli_error_set(&e, rc, "nmb_local_rank_from_env");
             put_error(err, e.message);
+            nmb_topology_destroy(t);
             return EXIT_INPUT;
         }
         p->local_rank = rank;
     }
-    nmb_topology_t *t;
-    int rc = nmb_topology_create(&t, NULL, 0);
-    if (rc < 0) {
-        cli_error_set(&e, rc, "nmb_topology_create");
-        put_error(err, e.message);
-        return EXIT_INPUT;
-    }
-    rc = cli_make_plan(&p->plan, t, o, err);
+    p->source = source;
+    rc = cli_make_plan(&p->plan, t, o, p->local_rank, err);
+    if (!rc && !unnamed.err && nmb_plan_num_ranks(p->plan))
+        rc = cli_override(p->plan, t, o, p->local_rank, err);
     if (rc) {
         nmb_topology_destroy(t);
         return rc;
@@ -76,7 +94,7 @@ static int pin_rank(const cli_options_t *o, pinned_t *p, buf_t *err)
         u->mems = *nmb_topology_allowed_mems(t);
         u->cpu_policy = o->cpu_policy;
         u->mem_policy = NMB_MEM_DEFAULT;
-        buf_free(&why);
+        p->unpinned_why = why.p;   /* freed with the plan (pinned_free) */
         nmb_topology_destroy(t);
         return 0;
     }
@@ -95,7 +113,7 @@ static int pin_rank(const cli_options_t *o, pinned_t *p, buf_t *err)
         return EXIT_INPUT;
     }
     const nmb_rank_plan_t *r = p->rank = nmb_plan_rank(p->plan, p->local_rank);
-    if (r->note && *r->note)
+    if (r->note && *r->note && !only_given(r->note))
         buf_printf(err, "local rank %d: %s\n", p->local_rank, r->note);
     for (int i = 0; i < r->num_env; i++) {
         const nmb_env_var_t *v = &r->env[i];
@@ -105,6 +123,71 @@ static int pin_rank(const cli_options_t *o, pinned_t *p, buf_t *err)
                        "(override_env=True replaces it)\n", p->local_rank, v->name, v->user, v->name, v->value);
     }
     return 0;
+}
+
+static void pinned_free(pinned_t *p)
+{
+    nmb_plan_destroy(p->plan);
+    free((char *)p->unpinned_why);
+    p->plan = NULL;
+    p->unpinned_why = NULL;
+}
+
+/* exec --dry-run (cli._dry_run): where the rank would run, its exports,
+ * what is kept, and the command; nothing changes. */
+static int dry_run(const cli_options_t *o, const pinned_t *p, buf_t *out)
+{
+    buf_t line = {0};
+    const nmb_rank_plan_t *r = p->rank;
+    if (!r) {
+        buf_printf(&line, "local rank %d: not pinned: %s", p->local_rank, p->unpinned_why);
+    } else {
+        buf_printf(&line, "local rank %d", r->local_rank);
+        if (p->source)
+            buf_printf(&line, " (from %s)", p->source);
+        buf_printf(&line, ": GPU %d %s, ", r->gpu, r->gpu_address);
+        if (r->numa_node < 0)
+            buf_puts(&line, "locality unknown");
+        else
+            buf_printf(&line, "node %d", r->numa_node);
+        buf_puts(&line, ", CPUs ");
+        buf_cpulist(&line, &r->cpus);
+        buf_printf(&line, ", memory %s ", nmb_mem_policy_name(r->mem_policy));
+        buf_cpulist(&line, &r->mems);
+        if (r->nic)
+            buf_printf(&line, ", NIC %s:%d (%s)", r->nic, r->nic_port, nmb_distance_name(r->distance));
+        else
+            buf_puts(&line, ", no RDMA NIC");
+    }
+    put_printable(out, line.p);
+    buf_puts(out, "\n");
+    if (r && r->note && *r->note) {
+        line.len = 0;
+        buf_printf(&line, "note: %s", r->note);
+        put_printable(out, line.p);
+        buf_puts(out, "\n");
+    }
+    for (int i = 0; r && i < r->num_env; i++)
+        if (!r->env[i].kept) {
+            buf_printf(out, "export %s=", r->env[i].name);
+            put_shell_quote(out, r->env[i].value);
+            buf_puts(out, "\n");
+        }
+    for (int i = 0; r && i < r->num_env; i++)
+        if (r->env[i].kept) {
+            line.len = 0;
+            buf_printf(&line, "keeping %s=%s from the environment", r->env[i].name, r->env[i].user);
+            put_printable(out, line.p);
+            buf_puts(out, "\n");
+        }
+    buf_puts(out, "exec");
+    for (int i = 0; i < o->num_command; i++) {
+        buf_puts(out, " ");
+        put_shell_quote(out, o->command[i]);
+    }
+    buf_puts(out, "\n");
+    buf_free(&line);
+    return EXIT_OK;
 }
 
 int cmd_env(const cli_options_t *o, buf_t *out, buf_t *err)
@@ -123,7 +206,7 @@ int cmd_env(const cli_options_t *o, buf_t *out, buf_t *err)
         if (lines)
             buf_puts(out, "\n");
     }
-    nmb_plan_destroy(p.plan);
+    pinned_free(&p);
     return rc;
 }
 
@@ -165,7 +248,7 @@ static int execvp_like_python(char **argv)
     return saved ? saved : last;
 }
 
-int cmd_exec(const cli_options_t *o, buf_t *err)
+int cmd_exec(const cli_options_t *o, buf_t *out, buf_t *err)
 {
     if (!o->num_command) {
         buf_puts(err, "numabind exec: no command given (numabind exec [options] -- CMD ARGS...)\n");
@@ -177,11 +260,16 @@ int cmd_exec(const cli_options_t *o, buf_t *err)
     pinned_t p;
     int rc = pin_rank(o, &p, err);
     if (rc) {
-        nmb_plan_destroy(p.plan);
+        pinned_free(&p);
+        return rc;
+    }
+    if (o->dry_run) {
+        rc = dry_run(o, &p, out);
+        pinned_free(&p);
         return rc;
     }
     if (buf_nonascii(err)) {
-        nmb_plan_destroy(p.plan);
+        pinned_free(&p);
         return CLI_HANDOVER;
     }
     const nmb_rank_plan_t *r = p.rank ? p.rank : &p.unpinned;
@@ -191,7 +279,7 @@ int cmd_exec(const cli_options_t *o, buf_t *err)
         int high = buf_nonascii(&repr);
         buf_free(&repr);
         if (high) {
-            nmb_plan_destroy(p.plan);
+            pinned_free(&p);
             return CLI_HANDOVER;
         }
         rc = nmb_plan_apply(p.plan, p.local_rank, o->migrate ? NMB_APPLY_MIGRATE : 0, NULL);
@@ -208,7 +296,7 @@ int cmd_exec(const cli_options_t *o, buf_t *err)
             buf_puts(err, " not run: ");
             put_printable(err, e.message);
             buf_puts(err, "\n");
-            nmb_plan_destroy(p.plan);
+            pinned_free(&p);
             return buf_nonascii(err) ? CLI_HANDOVER : EXIT_PIN;
         }
         for (int i = 0; i < r->num_env; i++)
@@ -224,12 +312,12 @@ int cmd_exec(const cli_options_t *o, buf_t *err)
         buf_free(&repr);
     }
     if (buf_nonascii(err)) {   /* unpinned: nothing changed yet */
-        nmb_plan_destroy(p.plan);
+        pinned_free(&p);
         return CLI_HANDOVER;
     }
     cli_write_all(2, err);
     err->len = 0;
-    nmb_plan_destroy(p.plan);
+    pinned_free(&p);
     cli_restore_signals();
     int e = execvp_like_python(o->command);
     buf_puts(err, "numabind exec: cannot run ");

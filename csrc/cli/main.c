@@ -2,8 +2,10 @@
  * hand-over to Python.
  *
  * `show`, `plan`, `env` and `exec` are served here with the bytes, messages
- * and exit statuses of src/numabind/cli.py. Everything else — `gather`,
- * `--svg`, `--help`, any usage error (argparse writes its own message), an
+ * and exit statuses of src/numabind/cli.py (`--fsroot`, `exec --dry-run`
+ * and the overrides included). Everything else — `gather`, `status`,
+ * `--svg`, `--example` (Python unpacks the bundled trees), `--help`, any
+ * usage error (argparse writes its own message), an
  * option spelled any way but in full, and output holding a byte >= 0x80 — is
  * exec'd as `python -m numabind ARGS...`: $NUMABIND_PYTHON, else python3 or
  * python beside this executable (a venv's bin/), else the build's
@@ -187,9 +189,9 @@ void put_error(buf_t *err, const char *message)
 
 /* ---- show and plan ------------------------------------------------------------- */
 
-static int read_topology(nmb_topology_t **t, buf_t *err)
+int cli_read_topology(nmb_topology_t **t, const cli_options_t *o, buf_t *err)
 {
-    int rc = nmb_topology_create(t, NULL, 0);
+    int rc = nmb_topology_create(t, o->fsroot, 0);
     if (rc < 0) {
         cli_error_t e;
         cli_error_set(&e, rc, "nmb_topology_create");
@@ -202,7 +204,7 @@ static int read_topology(nmb_topology_t **t, buf_t *err)
 int cmd_show(const cli_options_t *o, buf_t *out, buf_t *err)
 {
     nmb_topology_t *t;
-    int rc = read_topology(&t, err);
+    int rc = cli_read_topology(&t, o, err);
     if (rc)
         return rc;
     if (o->json)
@@ -213,8 +215,14 @@ int cmd_show(const cli_options_t *o, buf_t *out, buf_t *err)
     return EXIT_OK;
 }
 
-/* _make_plan: the options, the launcher's local world size when none given */
-int cli_make_plan(nmb_plan_t **plan, const nmb_topology_t *t, const cli_options_t *o, buf_t *err)
+int cli_has_overrides(const cli_options_t *o)
+{
+    return o->gpu >= 0 || o->cpus || o->mem_nodes || o->nic;
+}
+
+/* _make_plan: the options, the launcher's local world size when none given;
+ * with --gpu, _with_gpu's rank_gpus: `rank` drives that GPU, rank r GPU r. */
+int cli_make_plan(nmb_plan_t **plan, const nmb_topology_t *t, const cli_options_t *o, int rank, buf_t *err)
 {
     nmb_plan_options_t po;
     nmb_plan_options_init(&po);
@@ -224,20 +232,59 @@ int cli_make_plan(nmb_plan_t **plan, const nmb_topology_t *t, const cli_options_
     po.override_env = o->override_env;
     po.local_world_size = o->local_world_size;
     cli_error_t e;
+    int env_size = 0;
     if (!o->local_world_size) {
-        int size = 0;
         const char *source = NULL;
-        int rc = nmb_local_world_size_from_env(&size, &source);
+        int rc = nmb_local_world_size_from_env(&env_size, &source);
         if (rc < 0 && rc != -ENOENT) {
             cli_error_set(&e, rc, "nmb_local_world_size_from_env");
             put_error(err, e.message);
             return EXIT_INPUT;
         }
-        po.local_world_size = rc < 0 ? 0 : size;
+        po.local_world_size = rc < 0 ? 0 : env_size;
+    }
+    int *gpus = NULL;
+    if (o->gpu >= 0) {
+        int n = o->local_world_size ? o->local_world_size
+              : po.local_world_size ? po.local_world_size : nmb_topology_num_gpus(t);
+        if (rank + 1 > n) {
+            if (po.local_world_size)
+                return CLI_HANDOVER;   /* "gpus [...] names N ranks, local_world_size is M": Python's */
+            n = rank + 1;
+        }
+        if (!(gpus = malloc((size_t)n * sizeof *gpus))) {
+            put_error(err, "out of memory");
+            return EXIT_INPUT;
+        }
+        for (int r = 0; r < n; r++)
+            gpus[r] = r == rank ? o->gpu : r;
+        po.rank_gpus = gpus;
+        po.local_world_size = n;
     }
     int rc = nmb_plan_create(plan, t, &po);
+    free(gpus);
     if (rc < 0) {
         cli_error_set(&e, rc, "nmb_plan_create");
+        put_error(err, e.message);
+        return EXIT_INPUT;
+    }
+    return 0;
+}
+
+int cli_override(nmb_plan_t *plan, const nmb_topology_t *t, const cli_options_t *o, int rank, buf_t *err)
+{
+    if (!o->cpus && !o->mem_nodes && !o->nic)
+        return 0;
+    nmb_rank_override_t ov;
+    nmb_rank_override_init(&ov);
+    ov.cpus = o->cpus ? &o->cpu_set : NULL;
+    ov.mems = o->mem_nodes ? &o->mem_set : NULL;
+    ov.mem_policy = o->mem_nodes ? o->mem_policy : -1;
+    ov.nic = o->nic;
+    int rc = nmb_plan_override_rank(plan, t, rank, &ov);
+    if (rc < 0) {
+        cli_error_t e;
+        cli_error_set(&e, rc, "nmb_plan_override_rank");
         put_error(err, e.message);
         return EXIT_INPUT;
     }
@@ -248,10 +295,12 @@ int cmd_plan(const cli_options_t *o, buf_t *out, buf_t *err)
 {
     nmb_topology_t *t;
     nmb_plan_t *plan;
-    int rc = read_topology(&t, err);
+    int rc = cli_read_topology(&t, o, err);
     if (rc)
         return rc;
-    rc = cli_make_plan(&plan, t, o, err);
+    rc = cli_make_plan(&plan, t, o, o->local_rank < 0 ? 0 : o->local_rank, err);
+    if (!rc && o->local_rank >= 0 && nmb_plan_num_ranks(plan) && (rc = cli_override(plan, t, o, o->local_rank, err)))
+        nmb_plan_destroy(plan);
     nmb_topology_destroy(t);
     if (rc)
         return rc;
@@ -362,7 +411,9 @@ static int parse_args(int cmd, int argc, char **argv, cli_options_t *o)
         memcpy(name, a, nl);
         name[nl] = '\0';
         int flag = -1;   /* a flag: no value */
-        if (strcmp(name, "--json") == 0 && (cmd == CMD_SHOW || cmd == CMD_PLAN))
+        if (strcmp(name, "--dry-run") == 0 && cmd == CMD_EXEC)
+            flag = 4;
+        else if (strcmp(name, "--json") == 0 && (cmd == CMD_SHOW || cmd == CMD_PLAN))
             flag = 0;
         else if (strcmp(name, "--override-env") == 0 && cmd != CMD_SHOW)
             flag = 1;
@@ -378,17 +429,35 @@ static int parse_args(int cmd, int argc, char **argv, cli_options_t *o)
             case 1: o->override_env = 1; break;
             case 2: o->migrate = 1; break;
             case 3: o->verbose = 1; break;
+            case 4: o->dry_run = 1; break;
             }
             continue;
         }
-        if (cmd == CMD_SHOW)
-            return CLI_HANDOVER;   /* --svg, --help, anything else */
+        if (cmd == CMD_SHOW && strcmp(name, "--fsroot") != 0)
+            return CLI_HANDOVER;   /* --svg, --example, --help, anything else */
         if (!value) {
             if (i + 1 >= argc || argv[i + 1][0] == '-')
                 return CLI_HANDOVER;
             value = argv[++i];
         }
-        if (strcmp(name, "--local-rank") == 0) {
+        if (strcmp(name, "--fsroot") == 0) {
+            if (!*value)
+                return CLI_HANDOVER;   /* argparse-level usage error: Python's words */
+            o->fsroot = value;
+        } else if (strcmp(name, "--gpu") == 0) {
+            if (parse_count(value, 0, INT_MAX, &o->gpu) < 0)
+                return CLI_HANDOVER;
+        } else if (strcmp(name, "--cpus") == 0) {
+            if (nmb_bitmap_parse_list(&o->cpu_set, value) < 0)
+                return CLI_HANDOVER;
+            o->cpus = value;
+        } else if (strcmp(name, "--mem-nodes") == 0) {
+            if (nmb_bitmap_parse_list(&o->mem_set, value) < 0)
+                return CLI_HANDOVER;
+            o->mem_nodes = value;
+        } else if (strcmp(name, "--nic") == 0) {
+            o->nic = value;
+        } else if (strcmp(name, "--local-rank") == 0) {
             if (parse_count(value, 0, MAX_LOCAL_WORLD_SIZE - 1, &o->local_rank) < 0)
                 return CLI_HANDOVER;
         } else if (strcmp(name, "--local-world-size") == 0) {
@@ -414,6 +483,14 @@ static int parse_args(int cmd, int argc, char **argv, cli_options_t *o)
     return 0;
 }
 
+/* What argparse takes but cli.py refuses after parsing (its words). */
+static int after_args(int cmd, const cli_options_t *o)
+{
+    if (cmd == CMD_PLAN && cli_has_overrides(o) && o->local_rank < 0)
+        return CLI_HANDOVER;   /* "--cpus is one rank's: name the rank with --local-rank R" */
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     install_signals();
@@ -434,8 +511,9 @@ int main(int argc, char **argv)
     int cmd = argc >= 2 ? index_of(argv[1], commands) : -1;
     if (cmd < 0)
         handover(argc, argv);
-    cli_options_t o = {.local_rank = -1};
-    if (parse_args(cmd, argc, argv, &o) == CLI_HANDOVER)
+    cli_options_t o = {.local_rank = -1, .gpu = -1};
+    int parsed = parse_args(cmd, argc, argv, &o);
+    if (parsed == CLI_HANDOVER || after_args(cmd, &o) == CLI_HANDOVER)
         handover(argc, argv);
 
     buf_t out = {0}, err = {0};
@@ -444,7 +522,7 @@ int main(int argc, char **argv)
     case CMD_SHOW: rc = cmd_show(&o, &out, &err); break;
     case CMD_PLAN: rc = cmd_plan(&o, &out, &err); break;
     case CMD_ENV: rc = cmd_env(&o, &out, &err); break;
-    default: rc = cmd_exec(&o, &err); break;
+    default: rc = cmd_exec(&o, &out, &err); break;
     }
     if (rc == CLI_HANDOVER || buf_nonascii(&out) || buf_nonascii(&err))
         handover(argc, argv);
