@@ -77,11 +77,12 @@ def _gib(n: int) -> str:
     return f"{n / (1 << 30):.1f} GiB" if n else "unknown"
 
 
-def render(topo: Topology) -> str:
+def render(topo: Topology, source: str | None = None) -> str:
     """The text of ``numabind show``: a GPU x NIC matrix like
-    ``nvidia-smi topo -m``, then the NICs and the NUMA nodes."""
+    ``nvidia-smi topo -m``, then the NICs and the NUMA nodes. ``source``
+    names the machine instead of its root (``--example``)."""
     out = [f"numabind {numabind.__version__}: topology of "
-           f"{'this host' if topo.live else printable(topo.fsroot)}"]
+           f"{source or ('this host' if topo.live else printable(topo.fsroot))}"]
     fmt = _core.format_cpulist
     if topo.gpus:
         header = [""] + [n.name for n in topo.nics] + ["CPU Affinity", "NUMA Affinity"]
@@ -180,7 +181,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         if rc or args.svg == "-":
             return rc
     # JSON escapes control characters itself (\u001b)
-    _emit(json.dumps(topo.to_dict(), indent=2) if args.json else render(topo))
+    source = f"the bundled example {args.example}" if args.example else None
+    _emit(json.dumps(topo.to_dict(), indent=2) if args.json else render(topo, source))
     return 0
 
 
