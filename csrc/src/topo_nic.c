@@ -98,7 +98,21 @@ static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_ver
     nic->numa_node = -1;
 
     snprintf(path, sizeof path, IB_CLASS "/%s/device", name);
-    err = nmb__fs_realpath(&t->fs, path, resolved, sizeof resolved);
+    /* Two links, each the last component where it is read: the class
+     * entry, then the device's `device` (nmb__fs_resolve's fast form,
+     * a readlink each). Any failure asks again for the whole path, so
+     * that what fails, and how it is named, is as it always was. */
+    char dev[PATH_MAX], link[PATH_MAX];
+    snprintf(link, sizeof link, IB_CLASS "/%s", name);
+    err = nmb__fs_resolve(&t->fs, link, dev, sizeof dev, NULL);
+    if (err == 0 && (size_t)snprintf(link, sizeof link, "%s/device", dev) < sizeof link)
+        err = nmb__fs_resolve(&t->fs, link, resolved, sizeof resolved, NULL);
+    else
+        err = -ENAMETOOLONG;
+    if (err < 0) {
+        nmb__clear_error();
+        err = nmb__fs_realpath(&t->fs, path, resolved, sizeof resolved);
+    }
     if (err == 0) {
         nic->pci = pci_of_path(t, resolved);
         if (nic->pci >= 0)

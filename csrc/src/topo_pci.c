@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -82,16 +83,21 @@ static int read_attr_hex(nmb_fs_t *fs, const char *dir, const char *name, unsign
     return 0;
 }
 
+static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f);
+
 static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
 {
-    char link[PATH_MAX], resolved[PATH_MAX], path[PATH_MAX], buf[8192];
+    char link[PATH_MAX], resolved[PATH_MAX];
     nmb_pci_function_t *f = &p->fn;
-    long v;
     int err;
     if (nmb__parse_pci_address(name, &f->domain, &f->bus, &f->dev, &f->fn) < 0)
         return nmb__fail(-EINVAL, PCI_DEVICES "/%s is not a PCI address", name);
     snprintf(link, sizeof link, PCI_DEVICES "/%s", name);
-    if ((err = nmb__fs_realpath(&t->fs, link, resolved, sizeof resolved)) < 0) {
+    /* One readlink and one openat2 where the link leads straight to a path
+     * without links (as sysfs's do); its descriptor then opens the
+     * attributes below, each walking one component. */
+    int dir_fd;
+    if ((err = nmb__fs_resolve(&t->fs, link, resolved, sizeof resolved, &dir_fd)) < 0) {
         if (err == -ENOENT)
             return 1; /* removed between listing and reading (an SR-IOV VF going away): skip it */
         if (err == -EXDEV)
@@ -100,8 +106,25 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
     }
     place_in_tree(resolved, p);
     if (!(f->path = nmb__arena_strdup(&t->arena, resolved)) ||
-        !(f->address = nmb__arena_strdup(&t->arena, name)))
+        !(f->address = nmb__arena_strdup(&t->arena, name))) {
+        if (dir_fd >= 0)
+            close(dir_fd);
         return -ENOMEM;
+    }
+    if (dir_fd >= 0)
+        nmb__fs_enter(&t->fs, resolved, dir_fd);
+    err = read_attributes(t, resolved, f);
+    nmb__fs_leave(&t->fs);
+    return err;
+}
+
+/* vendor, device, class, numa_node, local CPUs and link of the function whose
+ * directory is `resolved`. */
+static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f)
+{
+    char path[PATH_MAX], buf[8192];
+    long v;
+    int err;
 
     if ((err = read_attr_hex(&t->fs, resolved, "vendor", &f->vendor)) < 0 ||
         (err = read_attr_hex(&t->fs, resolved, "device", &f->device)) < 0 ||
