@@ -203,7 +203,7 @@ static int refuse_irregular(const nmb_fs_t *fs, const char *path, mode_t mode)
 
 int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
 {
-    int fd, err;
+    int fd, err = 0;
     size_t used = 0, size = 0;
     record(fs, path);
     /* Opened non-blocking, so a FIFO's open returns at once instead of
