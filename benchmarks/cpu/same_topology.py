@@ -3,7 +3,9 @@
 (or the error raised) for every machine of tests/machines and tests/fixtures,
 each written by tests/sysfs_tree.py as it is and as the documented fallbacks
 leave it (mask-only files, kernels before 5.3, package id -1, no cpu/online,
-offline CPUs, no proc/self/status, the driver's procfs), plus the live host;
+offline CPUs, no proc/self/status, the driver's procfs), trees whose links
+or files are odd (ODD: links that leave the root, loop, dangle or are
+absolute, copied directories, links on the way, a FIFO), plus the live host;
 then compares two dumps. Run the dump with each build's Python:
 
     OLD/.venv/bin/python benchmarks/cpu/same_topology.py dump /tmp/trees /tmp/old.json
@@ -42,6 +44,75 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+# Trees whose links or files are odd, made from the plain-2cpu-2gpu fixture:
+# the results (errors included, with their messages) must not change either.
+PCI = "sys/bus/pci/devices"
+GPU0 = f"{PCI}/0000:00:03.0"
+
+
+def _relink(link: str, target: str):
+    def edit(root: Path) -> None:
+        (root / link).unlink()
+        (root / link).symlink_to(target)
+    return edit
+
+
+def _copied_function(root: Path) -> None:
+    """A function's directory copied in place of its link (a tree made with cp -rL)."""
+    import shutil
+    real = (root / GPU0).resolve()
+    (root / GPU0).unlink()
+    shutil.copytree(real, root / GPU0, symlinks=True)
+
+
+def _bus_dir_a_link(root: Path) -> None:
+    """sys/bus/pci itself a link to a copy elsewhere in the root."""
+    (root / "sys/bus/pci").rename(root / "sys/bus/pci.real")
+    (root / "sys/bus/pci").symlink_to("pci.real")
+
+
+def _device_dir_via_link(root: Path) -> None:
+    """An intermediate directory on the way to a function is a link."""
+    real = root / "sys/devices/pci0000:00"
+    real.rename(root / "sys/devices/pci0000:00.real")
+    real.symlink_to("pci0000:00.real")
+
+
+def _fifo_attribute(root: Path) -> None:
+    import os
+    attr = (root / GPU0).resolve() / "numa_node"
+    attr.unlink()
+    os.mkfifo(attr)
+
+
+def _ib_device_dangling(root: Path) -> None:
+    dev = (root / "sys/class/infiniband/mlx5_0").resolve() / "device"
+    dev.unlink()
+    dev.symlink_to("../../../0000:00:99.0")
+
+
+def _ib_device_absolute(root: Path) -> None:
+    dev = (root / "sys/class/infiniband/mlx5_0").resolve() / "device"
+    dev.unlink()
+    dev.symlink_to("/sys/devices/pci0000:00/0000:00:06.0")
+
+
+ODD = {
+    "link-escapes-root": _relink(GPU0, "../../../../../../../../../../../../sys/devices/pci0000:00"),
+    "link-absolute": _relink(GPU0, "/sys/devices/pci0000:00/0000:00:03.0"),
+    "link-loop": _relink(GPU0, "0000:00:03.0"),
+    "link-dangling": _relink(GPU0, "../../../devices/pci0000:00/0000:00:77.0"),
+    "link-to-link": _relink(GPU0, "0000:00:04.0"),
+    "link-dotted": _relink(GPU0, ".././../devices/./pci0000:00//0000:00:03.0/"),
+    "function-copied": _copied_function,
+    "bus-dir-a-link": _bus_dir_a_link,
+    "device-dir-via-link": _device_dir_via_link,
+    "fifo-attribute": _fifo_attribute,
+    "ib-device-dangling": _ib_device_dangling,
+    "ib-device-absolute": _ib_device_absolute,
+}
+
+
 def machines() -> list[Path]:
     return sorted((REPO / "tests/machines").glob("*.json")) + sorted((REPO / "tests/fixtures").glob("*.json"))
 
@@ -68,6 +139,16 @@ def dump(trees: Path, out: Path) -> int:
                 result[name] = numabind.topology(root).to_dict()
             except Exception as e:  # noqa: BLE001 - the error is the result
                 result[name] = {"error": type(e).__name__, "message": str(e)}
+    base = json.loads((REPO / "tests/fixtures/plain-2cpu-2gpu.json").read_text())
+    for variant, edit in ODD.items():
+        root = trees / f"plain-2cpu-2gpu--{variant}"
+        if not root.exists():
+            sysfs_tree.write_tree(base, root, driver_procfs=True)
+            edit(root)
+        try:
+            result[root.name] = numabind.topology(root).to_dict()
+        except Exception as e:  # noqa: BLE001 - the error is the result
+            result[root.name] = {"error": type(e).__name__, "message": str(e)}
     result["live"] = numabind.topology().to_dict()
     out.write_text(json.dumps(result, indent=1, sort_keys=True))
     print(f"{len(result)} trees read into {out}")
