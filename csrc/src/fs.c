@@ -6,16 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #ifdef SYS_openat2
 #include <linux/openat2.h>
 #endif
-
-/* One getdents64 of an entered directory: a PCI function's directory holds
- * a few dozen entries. */
-#define NMB_DENTS_MAX 8192
 
 #include "internal.h"
 
@@ -38,30 +33,12 @@ int nmb__fs_init(nmb_fs_t *fs, const char *fsroot, int record)
      * kernel walks the root's own path once, not once per file. */
     if (fs->root_len && (fs->root_fd = open(fs->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
         return nmb__fail(-errno, "NUMABIND_FSROOT %s: %s", fsroot, strerror(errno));
-    /* A local filesystem, where a regular file reads short only at its end
-     * (a network or FUSE one may return less at any point): there a listed
-     * regular file is read without an fstat (nmb__fs_enter). */
-    struct statfs sfs;
-    if (fs->root_len && fstatfs(fs->root_fd, &sfs) == 0)
-        switch ((unsigned long)sfs.f_type) {
-        case 0xEF53UL:      /* ext2/3/4 */
-        case 0x58465342UL:  /* xfs */
-        case 0x9123683EUL:  /* btrfs */
-        case 0x01021994UL:  /* tmpfs */
-        case 0x794C7630UL:  /* overlayfs */
-            fs->local = 1;
-            break;
-        default:
-            break;
-        }
     return 0;
 }
 
 void nmb__fs_free(nmb_fs_t *fs)
 {
     nmb__fs_leave(fs);
-    free(fs->dents);
-    fs->dents = NULL;
     if (fs->root_fd >= 0)
         close(fs->root_fd);
     fs->root_fd = -1;
@@ -150,36 +127,6 @@ void nmb__fs_leave(nmb_fs_t *fs)
     fs->at_fd = -1;
     fs->at_len = 0;
     fs->at_path[0] = '\0';
-    fs->dents_len = 0;
-}
-
-static unsigned char listed_type(const nmb_fs_t *fs, const char *rel);
-
-/* Whether the entered directory's listing shows `path` as a regular file. */
-static int listed_regular(const nmb_fs_t *fs, const char *path)
-{
-    if (fs->dents_len <= 0 || fs->at_fd < 0 || strncmp(path, fs->at_path, fs->at_len) != 0 ||
-        path[fs->at_len] != '/')
-        return 0;
-    return listed_type(fs, path + fs->at_len + 1) == DT_REG;
-}
-
-/* The type the entered directory's listing gives `rel` (a name in it, no
- * '/'): DT_REG, another DT_*, or DT_UNKNOWN where the listing is not known
- * or does not hold it (one getdents64 may return part of a directory). */
-static unsigned char listed_type(const nmb_fs_t *fs, const char *rel)
-{
-    if (fs->dents_len <= 0 || strchr(rel, '/'))
-        return DT_UNKNOWN;
-    for (long off = 0; off < fs->dents_len;) {
-        const struct dirent64 *de = (const struct dirent64 *)(fs->dents + off);
-        if (de->d_reclen == 0)
-            break;
-        off += de->d_reclen;
-        if (strcmp(de->d_name, rel) == 0)
-            return de->d_type;
-    }
-    return DT_UNKNOWN;
 }
 
 void nmb__fs_enter(nmb_fs_t *fs, const char *path, int fd)
@@ -193,7 +140,6 @@ void nmb__fs_enter(nmb_fs_t *fs, const char *path, int fd)
             close(fd);
         return;
     }
-    int given = fd >= 0;
     if (fd < 0) {
         memcpy(fs->at_path, path, n);
         fs->at_path[n] = '\0';
@@ -205,18 +151,6 @@ void nmb__fs_enter(nmb_fs_t *fs, const char *path, int fd)
     fs->at_path[n] = '\0';
     fs->at_len = n;
     fs->at_fd = fd;
-    /* Under a root the listing says which entries are regular files, read
-     * then without an fstat each (a PCI function's seven attributes: one
-     * getdents64 instead of seven fstat). Only a descriptor opened for
-     * reading can be listed (nmb__fs_resolve's, under a root); an O_PATH
-     * one fails (EBADF) and lists nothing. A directory opened here is
-     * where files lie in subdirectories (cpuN/topology): not listed. */
-    if (given && !nmb__fs_live(fs) && fs->local) {
-        if (!fs->dents && !(fs->dents = malloc(NMB_DENTS_MAX)))
-            return;
-        long got = getdents64(fd, fs->dents, NMB_DENTS_MAX);
-        fs->dents_len = got > 0 ? got : 0;
-    }
 }
 
 /* Remembers which file failed, so an error nobody described can still be
@@ -288,8 +222,7 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
             return refuse_irregular(fs, path, st.st_mode);
         return failed(err, path);
     }
-    int listed = listed_regular(fs, path);
-    if (!nmb__fs_live(fs) && !listed) {
+    if (!nmb__fs_live(fs)) {
         struct stat st;
         if (fstat(fd, &st) < 0 || (err = refuse_irregular(fs, path, st.st_mode)) < 0) {
             err = err < 0 ? err : -errno;
@@ -322,14 +255,12 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
         }
         used += (size_t)n;
         /* The end, without a read that returns 0: under a root the regular
-         * file's size (fstat above) is reached, or a file the listing shows
-         * as regular returned less than asked (on a local filesystem, a
-         * regular file reads short only at its end); on the live host a
-         * read returned less than it asked for and less than a page. sysfs
-         * and procfs attributes (seq_file and binary ones alike) give all
-         * they have, up to a page, to one read; only a page-long read may
-         * have more behind it, and there the loop asks again. */
-        if ((size && used >= size && used + 1 < len) || (listed && (size_t)n < room) ||
+         * file's size (fstat above) is reached; on the live host a read
+         * returned less than it asked for and less than a page. sysfs and
+         * procfs attributes (seq_file and binary ones alike) give all they
+         * have, up to a page, to one read; only a page-long read may have
+         * more behind it, and there the loop asks again. */
+        if ((size && used >= size && used + 1 < len) ||
             (nmb__fs_live(fs) && (size_t)n < room && n < 4096))
             break;
     }
@@ -442,8 +373,7 @@ static int slow_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
     return 0;
 }
 
-/* Opens `path` (absolute, below the root; `n` bytes of it) with O_PATH (a
- * directory: `directory` 1; 2: a directory opened for reading), and
+/* Opens `path` (absolute, below the root; `n` bytes of it) with O_PATH, and
  * only if no component from the root down is a symbolic link and none
  * leads out of the root: openat2's RESOLVE_NO_SYMLINKS (and RESOLVE_BENEATH
  * under a root) make the kernel check both in the one walk. -1 otherwise,
@@ -458,8 +388,7 @@ static int open_link_free(nmb_fs_t *fs, const char *path, size_t n, int director
     memcpy(copy, path, n);
     copy[n] = '\0';
     struct open_how how = {0};
-    how.flags = directory == 2 ? O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC
-                               : O_PATH | O_CLOEXEC | (directory ? O_DIRECTORY : 0);
+    how.flags = O_PATH | O_CLOEXEC | (directory ? O_DIRECTORY : 0);
     how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (fs->root_fd >= 0 ? RESOLVE_BENEATH : 0);
     const char *rel = copy;
     int base = AT_FDCWD;
@@ -558,9 +487,7 @@ static int fast_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, i
             return -1;  /* absolute, or above "/": slow_realpath judges it */
     }
     size_t jlen = strlen(joined);
-    /* Under a root a descriptor that nmb__fs_enter can list (O_RDONLY, so a
-     * directory); else O_PATH, which opens nothing. */
-    int fd = open_link_free(fs, joined, jlen, dir_fd && fs->local ? 2 : 0);
+    int fd = open_link_free(fs, joined, jlen, 0);
     if (fd < 0)
         return -1;  /* a link further on (or none there): the slow walk resolves it */
     if (jlen >= len) {

@@ -46,12 +46,6 @@ typedef struct nmb_fs {
     int at_fd;
     size_t at_len;
     char at_path[PATH_MAX];
-    /* Under a root, the entered directory's entries as one getdents64
-     * returned them (dents_len bytes; 0: none known): an entry listed as a
-     * regular file is read without an fstat. */
-    char *dents;
-    long dents_len;
-    int local;             /* the root is on a local filesystem (nmb__fs_init) */
     /* The last link directory and the last resolved path known to hold no
      * symbolic link from the root down (nmb__fs_resolve), and whether
      * openat2 is unavailable. */
@@ -89,9 +83,8 @@ NMB_HIDDEN int nmb__fs_read_list_or_mask(nmb_fs_t *fs, char *path, size_t len, c
 /* Resolves every link of `path` inside the root; writes the resolved path,
  * below the root and starting with '/', to out. Returns 0 or -errno. */
 NMB_HIDDEN int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len);
-/* The same, and where `dir_fd` is not NULL a descriptor of the directory it
- * resolved to (or -1 where the slow path was taken), for nmb__fs_enter:
- * O_PATH on the live host, O_RDONLY (listable) under a root.
+/* The same, and where `dir_fd` is not NULL an O_PATH descriptor of what it
+ * resolved to (or -1 where the slow path was taken), for nmb__fs_enter.
  * Where only `path`'s last component is a link whose target (relative)
  * leads to a path without links, that takes one readlink and one openat2
  * (RESOLVE_NO_SYMLINKS, and RESOLVE_BENEATH under a root); anything else
@@ -100,9 +93,7 @@ NMB_HIDDEN int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_
 NMB_HIDDEN int nmb__fs_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, int *dir_fd);
 /* Paths below directory `path` are opened relative to `fd` (taken over;
  * -1: `path` is opened here) until nmb__fs_leave or the next enter. Only
- * cuts the kernel's path walk: what is read, and every error, is unchanged.
- * Under a root, an `fd` opened O_RDONLY (not O_PATH) is also listed once, so
- * that files its listing shows as regular need no fstat. */
+ * cuts the kernel's path walk: what is read, and every error, is unchanged. */
 NMB_HIDDEN void nmb__fs_enter(nmb_fs_t *fs, const char *path, int fd);
 NMB_HIDDEN void nmb__fs_leave(nmb_fs_t *fs);
 /* Lists a directory's entries (no "." / ".."), sorted by name. *names is
