@@ -392,16 +392,22 @@ static int read_cpus(nmb_topology_t *t)
     derived_packages_t packages = {malloc((size_t)n * sizeof *packages.sets), 0};
     /* By CPU id: its node, core and L3 domain (the last one listing it), so
      * that 8192 CPUs cost one pass, not one pass over the cores per CPU. */
-    int *node_of = malloc(5 * NMB_BITMAP_BITS * sizeof *node_of);
-    if (!t->cpus || !t->cores || !t->l3 || !core_first || !node_of || !packages.sets) {
+    int *node_of = malloc(3 * NMB_BITMAP_BITS * sizeof *node_of);
+    /* Package and die ids by CPU id: a block of its own, so that neither
+     * passes malloc's mmap threshold (128 KiB), which would map and unmap
+     * fresh pages on every read, and leave the plan's allocations to fault
+     * in new heap pages after it. */
+    int *ids_of = malloc(2 * NMB_BITMAP_BITS * sizeof *ids_of);
+    if (!t->cpus || !t->cores || !t->l3 || !core_first || !node_of || !ids_of || !packages.sets) {
         free(node_of);
+        free(ids_of);
         free(packages.sets);
         return -ENOMEM;
     }
     int *core_of = node_of + NMB_BITMAP_BITS, *l3_of = core_of + NMB_BITMAP_BITS;
     for (int k = 0; k < 3 * NMB_BITMAP_BITS; k++)
         node_of[k] = -1;
-    spread_t spread = {l3_of + NMB_BITMAP_BITS, l3_of + 2 * NMB_BITMAP_BITS, 0, 0};
+    spread_t spread = {ids_of, ids_of + NMB_BITMAP_BITS, 0, 0};
     for (int k = 0; k < 2 * NMB_BITMAP_BITS; k++)
         spread.package_of[k] = UNSET;
     for (int k = 0; k < t->num_nodes; k++)
@@ -463,6 +469,7 @@ static int read_cpus(nmb_topology_t *t)
     }
     nmb__fs_leave(&t->fs);
     free(node_of);
+    free(ids_of);
     free(packages.sets);
     if (err == 0)
         fix_packages(t);
