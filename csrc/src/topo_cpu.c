@@ -205,8 +205,8 @@ static int read_siblings(nmb_fs_t *fs, int cpu, nmb_bitmap_t *out)
  * such CPU in one package, as the kernel makes them all siblings. Each CPU
  * in one set; numbered after the tree's own package ids (fix_packages). */
 typedef struct derived_packages {
-    nmb_bitmap_t *sets; /* at most one per CPU */
-    int num;
+    nmb_bitmap_t *sets; /* at most one per CPU (allocated at the first -1) */
+    int num, cap;
 } derived_packages_t;
 
 static int derive_package(nmb_topology_t *t, int cpu, derived_packages_t *d, int *index)
@@ -217,6 +217,8 @@ static int derive_package(nmb_topology_t *t, int cpu, derived_packages_t *d, int
             *index = k;
             return 0;
         }
+    if (!d->sets && !(d->sets = malloc((size_t)d->cap * sizeof *d->sets)))
+        return -ENOMEM;
     nmb_bitmap_t *set = &d->sets[d->num];
     int err = read_topology_set(&t->fs, cpu, names, 2, set);
     if (err == -ENOENT)
@@ -389,7 +391,7 @@ static int read_cpus(nmb_topology_t *t)
     t->cores = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->cores);
     t->l3 = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->l3);
     int *core_first = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *core_first);
-    derived_packages_t packages = {malloc((size_t)n * sizeof *packages.sets), 0};
+    derived_packages_t packages = {NULL, 0, n};
     /* By CPU id: its node, core and L3 domain (the last one listing it), so
      * that 8192 CPUs cost one pass, not one pass over the cores per CPU. */
     int *node_of = malloc(3 * NMB_BITMAP_BITS * sizeof *node_of);
@@ -398,7 +400,7 @@ static int read_cpus(nmb_topology_t *t)
      * fresh pages on every read, and leave the plan's allocations to fault
      * in new heap pages after it. */
     int *ids_of = malloc(2 * NMB_BITMAP_BITS * sizeof *ids_of);
-    if (!t->cpus || !t->cores || !t->l3 || !core_first || !node_of || !ids_of || !packages.sets) {
+    if (!t->cpus || !t->cores || !t->l3 || !core_first || !node_of || !ids_of) {
         free(node_of);
         free(ids_of);
         free(packages.sets);

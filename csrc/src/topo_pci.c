@@ -11,7 +11,7 @@
 
 typedef struct pending {
     nmb_pci_function_t fn;
-    char bridge_path[PATH_MAX];
+    size_t bridge_len;    /* the host bridge's path: this much of fn.path */
     int under_bridge;     /* the path holds a host bridge: ancestors lie between it and the function */
 } pending_t;
 
@@ -42,7 +42,7 @@ static void place_in_tree(const char *path, pending_t *p)
         const char *slash = strrchr(path, '/');
         bridge_end = slash ? (size_t)(slash - path) : 0;
     }
-    snprintf(p->bridge_path, sizeof p->bridge_path, "%.*s", (int)bridge_end, path);
+    p->bridge_len = bridge_end;
 }
 
 /* The upstream bridge of the function at `path`: the closest PCI address
@@ -209,16 +209,23 @@ int nmb__read_pci(nmb_topology_t *t)
         t->pci[i] = pend[i].fn;
     for (int i = 0; i < count; i++) {
         nmb_pci_function_t *f = &t->pci[i];
-        f->parent = pend[i].under_bridge ? nearest_listed_ancestor(t, f->path, strlen(pend[i].bridge_path)) : -1;
+        size_t bl = pend[i].bridge_len;
+        f->parent = pend[i].under_bridge ? nearest_listed_ancestor(t, f->path, bl) : -1;
         f->host_bridge = -1;
         for (int h = 0; h < t->num_host_bridges; h++)
-            if (strcmp(t->host_bridges[h].path, pend[i].bridge_path) == 0)
+            if (strlen(t->host_bridges[h].path) == bl && strncmp(t->host_bridges[h].path, f->path, bl) == 0)
                 f->host_bridge = h;
         if (f->host_bridge < 0) {
             nmb_host_bridge_t *hb = &t->host_bridges[t->num_host_bridges];
-            const char *slash = strrchr(pend[i].bridge_path, '/');
-            if (!(hb->path = nmb__arena_strdup(&t->arena, pend[i].bridge_path)) ||
-                !(hb->name = nmb__arena_strdup(&t->arena, slash ? slash + 1 : pend[i].bridge_path))) {
+            char *path = nmb__arena_alloc(&t->arena, bl + 1);
+            if (!path) {
+                err = -ENOMEM;
+                goto out;
+            }
+            memcpy(path, f->path, bl); /* zeroed: NUL-terminated */
+            const char *slash = strrchr(path, '/');
+            hb->path = path;
+            if (!(hb->name = nmb__arena_strdup(&t->arena, slash ? slash + 1 : path))) {
                 err = -ENOMEM;
                 goto out;
             }
