@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#ifdef SYS_openat2
+#include <linux/openat2.h>
+#endif
 
 #include "internal.h"
 
@@ -14,6 +18,7 @@ int nmb__fs_init(nmb_fs_t *fs, const char *fsroot, int record)
 {
     memset(fs, 0, sizeof *fs);
     fs->record = record;
+    fs->root_fd = fs->at_fd = -1;
     if (!fsroot || !*fsroot || strcmp(fsroot, "/") == 0)
         return 0;
     if (!realpath(fsroot, fs->root))
@@ -24,11 +29,19 @@ int nmb__fs_init(nmb_fs_t *fs, const char *fsroot, int record)
     if (strcmp(fs->root, "/") == 0)
         fs->root[0] = '\0';
     fs->root_len = strlen(fs->root);
+    /* Every file below is opened relative to the root's descriptor: the
+     * kernel walks the root's own path once, not once per file. */
+    if (fs->root_len && (fs->root_fd = open(fs->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return nmb__fail(-errno, "NUMABIND_FSROOT %s: %s", fsroot, strerror(errno));
     return 0;
 }
 
 void nmb__fs_free(nmb_fs_t *fs)
 {
+    nmb__fs_leave(fs);
+    if (fs->root_fd >= 0)
+        close(fs->root_fd);
+    fs->root_fd = -1;
     for (int i = 0; i < fs->num_files; i++)
         free(fs->files[i]);
     free(fs->files);
@@ -63,6 +76,81 @@ static int full_path(const nmb_fs_t *fs, const char *path, char *out, size_t len
 {
     int n = snprintf(out, len, "%s%s", fs->root, path);
     return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+/* Where `path` (absolute, as on the live host) is opened from: the entered
+ * directory's descriptor and the rest of the path below it, else the
+ * root's descriptor and the path without its leading '/', else (the live
+ * host) the path itself. *rel is what to pass to the *at() call. */
+static int base_of(const nmb_fs_t *fs, const char *path, const char **rel)
+{
+    if (fs->at_fd >= 0 && strncmp(path, fs->at_path, fs->at_len) == 0 && path[fs->at_len] == '/' &&
+        path[fs->at_len + 1]) {
+        *rel = path + fs->at_len + 1;
+        return fs->at_fd;
+    }
+    if (fs->root_fd >= 0) {
+        while (*path == '/')
+            path++;
+        *rel = *path ? path : ".";
+        return fs->root_fd;
+    }
+    *rel = path;
+    return AT_FDCWD;
+}
+
+/* openat() of `path` below the root: -errno on failure. The length check
+ * keeps root + path within PATH_MAX, as when the two were joined. */
+static int open_below(const nmb_fs_t *fs, const char *path, int flags)
+{
+    const char *rel;
+    if (fs->root_len + strlen(path) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    int base = base_of(fs, path, &rel);
+    int fd = openat(base, rel, flags);
+    return fd < 0 ? -errno : fd;
+}
+
+static int stat_below(const nmb_fs_t *fs, const char *path, struct stat *st)
+{
+    const char *rel;
+    if (fs->root_len + strlen(path) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    int base = base_of(fs, path, &rel);
+    return fstatat(base, rel, st, 0) < 0 ? -errno : 0;
+}
+
+void nmb__fs_leave(nmb_fs_t *fs)
+{
+    if (fs->at_fd >= 0)
+        close(fs->at_fd);
+    fs->at_fd = -1;
+    fs->at_len = 0;
+    fs->at_path[0] = '\0';
+}
+
+void nmb__fs_enter(nmb_fs_t *fs, const char *path, int fd)
+{
+    size_t n = strlen(path);
+    nmb__fs_leave(fs);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    if (n >= sizeof fs->at_path || n < 2) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (fd < 0) {
+        memcpy(fs->at_path, path, n);
+        fs->at_path[n] = '\0';
+        fd = open_below(fs, fs->at_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return; /* read by whole paths, which fail as they always did */
+    }
+    memcpy(fs->at_path, path, n);
+    fs->at_path[n] = '\0';
+    fs->at_len = n;
+    fs->at_fd = fd;
 }
 
 /* Remembers which file failed, so an error nobody described can still be
@@ -115,24 +203,22 @@ static int refuse_irregular(const nmb_fs_t *fs, const char *path, mode_t mode)
 
 int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
 {
-    char full[PATH_MAX];
-    int fd, err;
-    size_t used = 0;
+    int fd, err = 0;
+    size_t used = 0, size = 0;
     record(fs, path);
-    if ((err = full_path(fs, path, full, sizeof full)) < 0)
-        return failed(err, path);
     /* Opened non-blocking, so a FIFO's open returns at once instead of
      * waiting for a writer (O_NONBLOCK changes nothing for a regular file).
      * Under a root (a capture, anyone's tree) the open file is then looked
      * at, and anything but a regular file is refused before a byte is read:
      * an fstat, which walks no path, where a stat before the open would walk
      * each of a read's ~1000 paths twice. The live host's sysfs and procfs
-     * hold no FIFO, socket or device: there nothing more is asked. */
-    fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+     * hold no FIFO, socket or device: there nothing more is asked. Opened
+     * relative to the root's (or an entered directory's) descriptor. */
+    fd = open_below(fs, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
-        err = -errno;
+        err = fd;
         struct stat st; /* a socket cannot be opened (ENXIO): say what stands there */
-        if (!nmb__fs_live(fs) && stat(full, &st) == 0 && !S_ISREG(st.st_mode))
+        if (!nmb__fs_live(fs) && stat_below(fs, path, &st) == 0 && !S_ISREG(st.st_mode))
             return refuse_irregular(fs, path, st.st_mode);
         return failed(err, path);
     }
@@ -143,6 +229,7 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
             close(fd);
             return failed(err, path);
         }
+        size = st.st_size > 0 ? (size_t)st.st_size : 0;
     }
     for (;;) {
         /* One byte more than fits: a file that fills the buffer is read
@@ -167,6 +254,15 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
             return failed(-EOVERFLOW, path);
         }
         used += (size_t)n;
+        /* The end, without a read that returns 0: under a root the regular
+         * file's size (fstat above) is reached; on the live host a read
+         * returned less than it asked for and less than a page. sysfs and
+         * procfs attributes (seq_file and binary ones alike) give all they
+         * have, up to a page, to one read; only a page-long read may have
+         * more behind it, and there the loop asks again. */
+        if ((size && used >= size && used + 1 < len) ||
+            (nmb__fs_live(fs) && (size_t)n < room && n < 4096))
+            break;
     }
     close(fd);
     buf[used] = '\0';
@@ -258,11 +354,11 @@ int nmb__fs_read_list_or_mask(nmb_fs_t *fs, char *path, size_t len, const char *
     return nmb__fs_read_mask(fs, path, out);
 }
 
-int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
+/* realpath() below the root: every component looked at (a readlink each). */
+static int slow_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
 {
     char full[PATH_MAX], resolved[PATH_MAX];
     int err;
-    record(fs, path);
     if ((err = full_path(fs, path, full, sizeof full)) < 0)
         return failed(err, path);
     if (!realpath(full, resolved))
@@ -275,6 +371,155 @@ int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
     if ((size_t)snprintf(out, len, "%s", *below ? below : "/") >= len)
         return -ENAMETOOLONG;
     return 0;
+}
+
+/* Opens `path` (absolute, below the root; `n` bytes of it) with O_PATH, and
+ * only if no component from the root down is a symbolic link and none
+ * leads out of the root: openat2's RESOLVE_NO_SYMLINKS (and RESOLVE_BENEATH
+ * under a root) make the kernel check both in the one walk. -1 otherwise,
+ * and on kernels (or seccomp profiles) without openat2, which are then not
+ * asked again. */
+static int open_link_free(nmb_fs_t *fs, const char *path, size_t n, int directory)
+{
+#ifdef SYS_openat2
+    char copy[PATH_MAX];
+    if (fs->no_openat2 || n >= sizeof copy)
+        return -1;
+    memcpy(copy, path, n);
+    copy[n] = '\0';
+    struct open_how how = {0};
+    how.flags = O_PATH | O_CLOEXEC | (directory ? O_DIRECTORY : 0);
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (fs->root_fd >= 0 ? RESOLVE_BENEATH : 0);
+    const char *rel = copy;
+    int base = AT_FDCWD;
+    if (fs->root_fd >= 0) {
+        while (*rel == '/')
+            rel++;
+        if (!*rel)
+            rel = ".";
+        base = fs->root_fd;
+    }
+    long fd = syscall(SYS_openat2, base, rel, &how, sizeof how);
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == E2BIG))
+        fs->no_openat2 = 1;
+    return fd < 0 ? -1 : (int)fd;
+#else
+    (void)fs, (void)path, (void)n, (void)directory;
+    return -1;
+#endif
+}
+
+/* Joins `dir` (n bytes, absolute) and a relative link target, folding "."
+ * and ".." as text: right only where nothing on the way is a link, which
+ * the caller has the kernel check. -1 where ".." would climb above "/". */
+static int join_lexically(const char *dir, size_t n, const char *target, char *out, size_t len)
+{
+    if (n + 1 + strlen(target) >= len)
+        return -1;
+    memcpy(out, dir, n);
+    size_t used = n;
+    while (used > 0 && out[used - 1] == '/')
+        used--;
+    const char *p = target;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t c = end ? (size_t)(end - p) : strlen(p);
+        if (c == 0 || (c == 1 && p[0] == '.')) {
+            /* nothing */
+        } else if (c == 2 && p[0] == '.' && p[1] == '.') {
+            if (used == 0)
+                return -1;
+            while (used > 0 && out[used - 1] != '/')
+                used--;
+            if (used > 0)
+                used--; /* the slash */
+        } else {
+            out[used++] = '/';
+            memcpy(out + used, p, c);
+            used += c;
+        }
+        p += c;
+        while (*p == '/')
+            p++;
+    }
+    if (used == 0)
+        out[used++] = '/';
+    out[used] = '\0';
+    return 0;
+}
+
+/* The fast form of slow_realpath for a path whose links are its last
+ * component only (sys/bus/pci/devices/X, or a device's `device`): -1 where
+ * it cannot tell, for slow_realpath to answer. */
+static int fast_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, int *dir_fd)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    char target[PATH_MAX], joined[PATH_MAX];
+    if (fs->no_openat2 || !slash || dlen == 0 || fs->root_len + strlen(path) >= PATH_MAX)
+        return -1;
+    /* The directory holding the link: checked once (sys/bus/pci/devices
+     * for every function), since the link's target is relative to where
+     * that directory really is. */
+    if (!(fs->verified_len == dlen && memcmp(fs->verified, path, dlen) == 0) &&
+        !(fs->resolved_len == dlen && memcmp(fs->resolved, path, dlen) == 0)) {
+        int dfd = open_link_free(fs, path, dlen, 1);
+        if (dfd < 0)
+            return -1;
+        close(dfd);
+        memcpy(fs->verified, path, dlen);
+        fs->verified[dlen] = '\0';
+        fs->verified_len = dlen;
+    }
+    const char *rel;
+    int base = base_of(fs, path, &rel);
+    ssize_t n = readlinkat(base, rel, target, sizeof target - 1);
+    if (n < 0 && errno != EINVAL)
+        return -1;  /* missing, unreadable: slow_realpath says so as it always did */
+    if (n < 0) {
+        /* Not a link (a copied tree's directory): the path is what it is. */
+        if (strlen(path) >= sizeof joined)
+            return -1;
+        strcpy(joined, path);
+    } else {
+        target[n] = '\0';
+        if (target[0] == '/' || join_lexically(path, dlen, target, joined, sizeof joined) < 0)
+            return -1;  /* absolute, or above "/": slow_realpath judges it */
+    }
+    size_t jlen = strlen(joined);
+    int fd = open_link_free(fs, joined, jlen, 0);
+    if (fd < 0)
+        return -1;  /* a link further on (or none there): the slow walk resolves it */
+    if (jlen >= len) {
+        close(fd);
+        return -ENAMETOOLONG;
+    }
+    memcpy(out, joined, jlen + 1);
+    /* What the kernel just walked holds no link: a link inside it
+     * (a device's `device`) is resolved against it as text. */
+    memcpy(fs->resolved, joined, jlen + 1);
+    fs->resolved_len = jlen;
+    if (dir_fd)
+        *dir_fd = fd;
+    else
+        close(fd);
+    return 0;
+}
+
+int nmb__fs_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, int *dir_fd)
+{
+    if (dir_fd)
+        *dir_fd = -1;
+    record(fs, path);
+    int err = fast_resolve(fs, path, out, len, dir_fd);
+    if (err != -1)
+        return err;
+    return slow_realpath(fs, path, out, len);
+}
+
+int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
+{
+    return nmb__fs_resolve(fs, path, out, len, NULL);
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -298,50 +543,70 @@ int nmb__fs_list(nmb_fs_t *fs, const char *path, char ***names_out)
     record(fs, path);
     if ((err = full_path(fs, path, full, sizeof full)) < 0)
         return failed(err, path);
-    /* opendir opens with O_DIRECTORY: anything else fails at once with
-     * ENOTDIR, never opened; only then is it looked at, to name it. */
-    DIR *dir = opendir(full);
+    /* Opened with O_DIRECTORY: anything else fails at once with ENOTDIR,
+     * never opened; only then is it looked at, to name it. Read with
+     * getdents64 directly (fdopendir would fstat and fcntl it first). */
+    int fd = open_below(fs, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    if (!dir && errno == ENOTDIR && stat(full, &st) == 0) {
+    if (fd == -ENOTDIR && stat_below(fs, path, &st) == 0) {
         failed(-ENOTDIR, path);
         return nmb__fail(-ENOTDIR, "%s%s is %s, not a directory", fs->root, path,
                          S_ISREG(st.st_mode) ? "a file" : kind_of(st.st_mode));
     }
-    if (!dir)
-        return failed(-errno, path);
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (count == cap) {
-            cap = cap ? cap * 2 : 32;
-            char **grown = realloc(names, (size_t)cap * sizeof *names);
-            if (!grown)
-                goto oom;
-            names = grown;
-        }
-        if (!(names[count] = strdup(de->d_name)))
-            goto oom;
-        count++;
+    if (fd < 0)
+        return failed(fd, path);
+    char *buf = malloc(32768);
+    if (!buf) {
+        close(fd);
+        return -ENOMEM;
     }
-    closedir(dir);
+    for (;;) {
+        ssize_t got = getdents64(fd, buf, 32768);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            err = -errno;
+            close(fd);
+            free(buf);
+            nmb__fs_free_names(names, count);
+            return failed(err, path);
+        }
+        if (got == 0)
+            break;
+        for (ssize_t off = 0; off < got;) {
+            struct dirent64 *de = (struct dirent64 *)(buf + off);
+            off += de->d_reclen;
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            if (count == cap) {
+                cap = cap ? cap * 2 : 32;
+                char **grown = realloc(names, (size_t)cap * sizeof *names);
+                if (!grown)
+                    goto oom;
+                names = grown;
+            }
+            if (!(names[count] = strdup(de->d_name)))
+                goto oom;
+            count++;
+        }
+    }
+    close(fd);
+    free(buf);
     if (count)
         qsort(names, (size_t)count, sizeof *names, cmp_names);
     *names_out = names;
     return count;
 oom:
-    closedir(dir);
+    close(fd);
+    free(buf);
     nmb__fs_free_names(names, count);
     return -ENOMEM;
 }
 
 int nmb__fs_exists(nmb_fs_t *fs, const char *path)
 {
-    char full[PATH_MAX];
     struct stat st;
-    if (full_path(fs, path, full, sizeof full) < 0)
-        return 0;
-    int ok = stat(full, &st) == 0;
+    int ok = stat_below(fs, path, &st) == 0;
     if (ok)
         record(fs, path);
     return ok;

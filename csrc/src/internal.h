@@ -37,9 +37,21 @@ NMB_HIDDEN void nmb__arena_free(nmb_arena_t *arena);
 typedef struct nmb_fs {
     char root[PATH_MAX];   /* "" for the live host, else the real path of the fixture root */
     size_t root_len;
+    int root_fd;           /* the root, opened once (-1 on the live host: paths are absolute) */
     int record;
     char **files;
     int num_files, cap_files;
+    /* A directory entered (nmb__fs_enter): paths below at_path open
+     * relative to at_fd, walking only what lies below it. */
+    int at_fd;
+    size_t at_len;
+    char at_path[PATH_MAX];
+    /* The last link directory and the last resolved path known to hold no
+     * symbolic link from the root down (nmb__fs_resolve), and whether
+     * openat2 is unavailable. */
+    size_t verified_len, resolved_len;
+    char verified[PATH_MAX], resolved[PATH_MAX];
+    int no_openat2;
 } nmb_fs_t;
 
 /* Sets up reading below `fsroot` (NULL or "/" : the live host). -ENOENT when
@@ -71,6 +83,19 @@ NMB_HIDDEN int nmb__fs_read_list_or_mask(nmb_fs_t *fs, char *path, size_t len, c
 /* Resolves every link of `path` inside the root; writes the resolved path,
  * below the root and starting with '/', to out. Returns 0 or -errno. */
 NMB_HIDDEN int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len);
+/* The same, and where `dir_fd` is not NULL an O_PATH descriptor of what it
+ * resolved to (or -1 where the slow path was taken), for nmb__fs_enter.
+ * Where only `path`'s last component is a link whose target (relative)
+ * leads to a path without links, that takes one readlink and one openat2
+ * (RESOLVE_NO_SYMLINKS, and RESOLVE_BENEATH under a root); anything else
+ * (links further down, absolute targets, no openat2) goes through
+ * realpath(), with the same results and errors. */
+NMB_HIDDEN int nmb__fs_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, int *dir_fd);
+/* Paths below directory `path` are opened relative to `fd` (taken over;
+ * -1: `path` is opened here) until nmb__fs_leave or the next enter. Only
+ * cuts the kernel's path walk: what is read, and every error, is unchanged. */
+NMB_HIDDEN void nmb__fs_enter(nmb_fs_t *fs, const char *path, int fd);
+NMB_HIDDEN void nmb__fs_leave(nmb_fs_t *fs);
 /* Lists a directory's entries (no "." / ".."), sorted by name. *names is
  * malloc'd, each name too: free with nmb__fs_free_names. Returns the count
  * or -errno. */

@@ -106,6 +106,8 @@ static int check_nodes_disjoint(const nmb_topology_t *t)
     return 0;
 }
 
+static int read_node_list(nmb_topology_t *t, const nmb_bitmap_t *online_nodes, int numa);
+
 static int read_nodes(nmb_topology_t *t)
 {
     nmb_bitmap_t online;
@@ -121,6 +123,17 @@ static int read_nodes(nmb_topology_t *t)
         return nmb__fail(-EINVAL, "%s" NODE_DIR "/online lists no node", t->fs.root);
     }
     int numa = err == 0;
+    if (numa)
+        nmb__fs_enter(&t->fs, NODE_DIR, -1);
+    err = read_node_list(t, &online, numa);
+    nmb__fs_leave(&t->fs);
+    return err;
+}
+
+static int read_node_list(nmb_topology_t *t, const nmb_bitmap_t *online_nodes, int numa)
+{
+    const nmb_bitmap_t online = *online_nodes;
+    int err;
     t->num_nodes = nmb_bitmap_count(&online);
     t->nodes = nmb__arena_alloc(&t->arena, (size_t)t->num_nodes * sizeof *t->nodes);
     int *dist = nmb__arena_alloc(&t->arena, (size_t)t->num_nodes * (size_t)t->num_nodes * sizeof(int));
@@ -192,8 +205,8 @@ static int read_siblings(nmb_fs_t *fs, int cpu, nmb_bitmap_t *out)
  * such CPU in one package, as the kernel makes them all siblings. Each CPU
  * in one set; numbered after the tree's own package ids (fix_packages). */
 typedef struct derived_packages {
-    nmb_bitmap_t *sets; /* at most one per CPU */
-    int num;
+    nmb_bitmap_t *sets; /* at most one per CPU (allocated at the first -1) */
+    int num, cap;
 } derived_packages_t;
 
 static int derive_package(nmb_topology_t *t, int cpu, derived_packages_t *d, int *index)
@@ -204,6 +217,8 @@ static int derive_package(nmb_topology_t *t, int cpu, derived_packages_t *d, int
             *index = k;
             return 0;
         }
+    if (!d->sets && !(d->sets = malloc((size_t)d->cap * sizeof *d->sets)))
+        return -ENOMEM;
     nmb_bitmap_t *set = &d->sets[d->num];
     int err = read_topology_set(&t->fs, cpu, names, 2, set);
     if (err == -ENOENT)
@@ -287,16 +302,72 @@ static int read_l3(nmb_fs_t *fs, int cpu, nmb_bitmap_t *out)
     return 0;
 }
 
-/* The first CPU of a core: its package, die, core id and siblings. */
-static int read_core(nmb_topology_t *t, int id, nmb_cpu_t *cpu, nmb_core_t *core, derived_packages_t *d)
+/* Package and die numbers are read once per package and per die, not per
+ * core: the first CPU of each reads its id, then the CPUs its
+ * package_cpus_list (core_siblings_list before 5.3, or either's mask) or
+ * die_cpus_list (die_cpus) names take the same id. The kernel builds those
+ * lists from the very ids the CPUs print, so every CPU they name would read
+ * the same. Where a tree has no such list (die_cpus before 5.3), or one
+ * that does not parse, every core's first CPU reads its own id as before;
+ * a list missing once is not asked for again. */
+#define UNSET INT_MIN
+typedef struct spread {
+    int *package_of, *die_of;  /* by CPU id; UNSET where not read yet */
+    int no_package_sets, no_die_sets;
+} spread_t;
+
+static void spread_id(nmb_topology_t *t, int cpu, const char *const *names, int num, int *no_sets,
+                      int *of, int value)
 {
+    nmb_bitmap_t set;
+    of[cpu] = value;
+    if (*no_sets)
+        return;
+    int err = read_topology_set(&t->fs, cpu, names, num, &set);
+    if (err == -ENOENT)
+        *no_sets = 1;
+    if (err < 0) {
+        nmb__clear_error(); /* never needed before: each CPU reads its own id */
+        return;
+    }
+    nmb_bitmap_and(&set, &set, &t->online);
+    for (int c = nmb_bitmap_next(&set, 0); c >= 0; c = nmb_bitmap_next(&set, c + 1))
+        if (of[c] == UNSET)
+            of[c] = value;
+}
+
+/* The first CPU of a core: its package, die, core id and siblings. */
+static int read_core(nmb_topology_t *t, int id, nmb_cpu_t *cpu, nmb_core_t *core, derived_packages_t *d,
+                     spread_t *sp)
+{
+    static const char *const package_names[] = {"package_cpus", "core_siblings"};
+    static const char *const die_names[] = {"die_cpus"};
     long v;
     int err;
-    if ((err = read_package(t, id, d, &cpu->package)) < 0)
-        return err;
-    if ((err = read_topology_long(&t->fs, id, "die_id", 0, &v)) < 0)
-        return err;
-    cpu->die = (int)v;
+    if (sp->package_of[id] != UNSET) {
+        cpu->package = sp->package_of[id];
+    } else {
+        if ((err = read_package(t, id, d, &cpu->package)) < 0)
+            return err;
+        if (cpu->package >= 0) {
+            spread_id(t, id, package_names, 2, &sp->no_package_sets, sp->package_of, cpu->package);
+        } else {
+            /* A derived package: its CPUs are the set derive_package made. */
+            const nmb_bitmap_t *set = &d->sets[-2 - cpu->package];
+            for (int c = nmb_bitmap_next(set, 0); c >= 0; c = nmb_bitmap_next(set, c + 1))
+                if (sp->package_of[c] == UNSET)
+                    sp->package_of[c] = cpu->package;
+            sp->package_of[id] = cpu->package;
+        }
+    }
+    if (sp->die_of[id] != UNSET) {
+        cpu->die = sp->die_of[id];
+    } else {
+        if ((err = read_topology_long(&t->fs, id, "die_id", 0, &v)) < 0)
+            return err;
+        cpu->die = (int)v;
+        spread_id(t, id, die_names, 1, &sp->no_die_sets, sp->die_of, cpu->die);
+    }
     if ((err = read_topology_long(&t->fs, id, "core_id", id, &v)) < 0)
         return err;
     cpu->core_id = (int)v;
@@ -320,24 +391,35 @@ static int read_cpus(nmb_topology_t *t)
     t->cores = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->cores);
     t->l3 = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->l3);
     int *core_first = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *core_first);
-    derived_packages_t packages = {malloc((size_t)n * sizeof *packages.sets), 0};
+    derived_packages_t packages = {NULL, 0, n};
     /* By CPU id: its node, core and L3 domain (the last one listing it), so
      * that 8192 CPUs cost one pass, not one pass over the cores per CPU. */
     int *node_of = malloc(3 * NMB_BITMAP_BITS * sizeof *node_of);
-    if (!t->cpus || !t->cores || !t->l3 || !core_first || !node_of || !packages.sets) {
+    /* Package and die ids by CPU id: a block of its own, so that neither
+     * passes malloc's mmap threshold (128 KiB), which would map and unmap
+     * fresh pages on every read, and leave the plan's allocations to fault
+     * in new heap pages after it. */
+    int *ids_of = malloc(2 * NMB_BITMAP_BITS * sizeof *ids_of);
+    if (!t->cpus || !t->cores || !t->l3 || !core_first || !node_of || !ids_of) {
         free(node_of);
+        free(ids_of);
         free(packages.sets);
         return -ENOMEM;
     }
     int *core_of = node_of + NMB_BITMAP_BITS, *l3_of = core_of + NMB_BITMAP_BITS;
     for (int k = 0; k < 3 * NMB_BITMAP_BITS; k++)
         node_of[k] = -1;
+    spread_t spread = {ids_of, ids_of + NMB_BITMAP_BITS, 0, 0};
+    for (int k = 0; k < 2 * NMB_BITMAP_BITS; k++)
+        spread.package_of[k] = UNSET;
     for (int k = 0; k < t->num_nodes; k++)
         for (int c = nmb_bitmap_next(&t->nodes[k].cpus, 0); c >= 0; c = nmb_bitmap_next(&t->nodes[k].cpus, c + 1))
             node_of[c] = t->nodes[k].id;
 
     int i = 0;
     err = 0;
+    /* Every file below is opened from the directory's descriptor. */
+    nmb__fs_enter(&t->fs, CPU_DIR, -1);
     for (int id = nmb_bitmap_next(&t->online, 0); id >= 0; id = nmb_bitmap_next(&t->online, id + 1), i++) {
         nmb_cpu_t *cpu = &t->cpus[i];
         cpu->id = id;
@@ -354,7 +436,7 @@ static int read_cpus(nmb_topology_t *t)
             cpu->core_id = first->core_id;
         } else {
             nmb_core_t *core = &t->cores[t->num_cores];
-            if ((err = read_core(t, id, cpu, core, &packages)) < 0)
+            if ((err = read_core(t, id, cpu, core, &packages, &spread)) < 0)
                 break;
             /* Cores partition the CPUs: one an earlier core holds stays
              * there (only a damaged tree lists siblings asymmetrically, and
@@ -387,7 +469,9 @@ static int read_cpus(nmb_topology_t *t)
             }
         }
     }
+    nmb__fs_leave(&t->fs);
     free(node_of);
+    free(ids_of);
     free(packages.sets);
     if (err == 0)
         fix_packages(t);

@@ -82,6 +82,28 @@ static int read_port(nmb_topology_t *t, const char *dev, int port, nmb_nic_port_
     return 0;
 }
 
+/* `path` is <class>/<name>/device: two links, each the last component where
+ * it is read, so each takes nmb__fs_resolve's fast form (one readlink): the
+ * class entry, then the device's `device`. Any failure asks again for the
+ * whole path, so that what fails, and how it is named, is as it always was. */
+static int resolve_device(nmb_topology_t *t, const char *class_dir, const char *name, const char *path,
+                          char *resolved, size_t len)
+{
+    char dev[PATH_MAX], link[PATH_MAX];
+    int err = -ENAMETOOLONG;
+    if ((size_t)snprintf(link, sizeof link, "%s/%s", class_dir, name) < sizeof link &&
+        (err = nmb__fs_resolve(&t->fs, link, dev, sizeof dev, NULL)) == 0) {
+        err = -ENAMETOOLONG;
+        if ((size_t)snprintf(link, sizeof link, "%s/device", dev) < sizeof link)
+            err = nmb__fs_resolve(&t->fs, link, resolved, len, NULL);
+    }
+    if (err < 0) {
+        nmb__clear_error();
+        err = nmb__fs_realpath(&t->fs, path, resolved, len);
+    }
+    return err;
+}
+
 static int cmp_ints(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
@@ -98,7 +120,7 @@ static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_ver
     nic->numa_node = -1;
 
     snprintf(path, sizeof path, IB_CLASS "/%s/device", name);
-    err = nmb__fs_realpath(&t->fs, path, resolved, sizeof resolved);
+    err = resolve_device(t, IB_CLASS, name, path, resolved, sizeof resolved);
     if (err == 0) {
         nic->pci = pci_of_path(t, resolved);
         if (nic->pci >= 0)
@@ -109,7 +131,7 @@ static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_ver
         nic->netdev = netdev_of_virtual(t, name);
         if (nic->netdev) {
             snprintf(path, sizeof path, "/sys/class/net/%s/device", nic->netdev);
-            if (nmb__fs_realpath(&t->fs, path, resolved, sizeof resolved) == 0)
+            if (resolve_device(t, "/sys/class/net", nic->netdev, path, resolved, sizeof resolved) == 0)
                 nic->pci = pci_of_path(t, resolved);
         }
     } else {

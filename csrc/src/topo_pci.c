@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -10,7 +11,7 @@
 
 typedef struct pending {
     nmb_pci_function_t fn;
-    char bridge_path[PATH_MAX];
+    size_t bridge_len;    /* the host bridge's path: this much of fn.path */
     int under_bridge;     /* the path holds a host bridge: ancestors lie between it and the function */
 } pending_t;
 
@@ -41,7 +42,7 @@ static void place_in_tree(const char *path, pending_t *p)
         const char *slash = strrchr(path, '/');
         bridge_end = slash ? (size_t)(slash - path) : 0;
     }
-    snprintf(p->bridge_path, sizeof p->bridge_path, "%.*s", (int)bridge_end, path);
+    p->bridge_len = bridge_end;
 }
 
 /* The upstream bridge of the function at `path`: the closest PCI address
@@ -82,16 +83,21 @@ static int read_attr_hex(nmb_fs_t *fs, const char *dir, const char *name, unsign
     return 0;
 }
 
+static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f);
+
 static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
 {
-    char link[PATH_MAX], resolved[PATH_MAX], path[PATH_MAX], buf[8192];
+    char link[PATH_MAX], resolved[PATH_MAX];
     nmb_pci_function_t *f = &p->fn;
-    long v;
     int err;
     if (nmb__parse_pci_address(name, &f->domain, &f->bus, &f->dev, &f->fn) < 0)
         return nmb__fail(-EINVAL, PCI_DEVICES "/%s is not a PCI address", name);
     snprintf(link, sizeof link, PCI_DEVICES "/%s", name);
-    if ((err = nmb__fs_realpath(&t->fs, link, resolved, sizeof resolved)) < 0) {
+    /* One readlink and one openat2 where the link leads straight to a path
+     * without links (as sysfs's do); its descriptor then opens the
+     * attributes below, each walking one component. */
+    int dir_fd;
+    if ((err = nmb__fs_resolve(&t->fs, link, resolved, sizeof resolved, &dir_fd)) < 0) {
         if (err == -ENOENT)
             return 1; /* removed between listing and reading (an SR-IOV VF going away): skip it */
         if (err == -EXDEV)
@@ -100,8 +106,25 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
     }
     place_in_tree(resolved, p);
     if (!(f->path = nmb__arena_strdup(&t->arena, resolved)) ||
-        !(f->address = nmb__arena_strdup(&t->arena, name)))
+        !(f->address = nmb__arena_strdup(&t->arena, name))) {
+        if (dir_fd >= 0)
+            close(dir_fd);
         return -ENOMEM;
+    }
+    if (dir_fd >= 0)
+        nmb__fs_enter(&t->fs, resolved, dir_fd);
+    err = read_attributes(t, resolved, f);
+    nmb__fs_leave(&t->fs);
+    return err;
+}
+
+/* vendor, device, class, numa_node, local CPUs and link of the function whose
+ * directory is `resolved`. */
+static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f)
+{
+    char path[PATH_MAX], buf[8192];
+    long v;
+    int err;
 
     if ((err = read_attr_hex(&t->fs, resolved, "vendor", &f->vendor)) < 0 ||
         (err = read_attr_hex(&t->fs, resolved, "device", &f->device)) < 0 ||
@@ -186,16 +209,23 @@ int nmb__read_pci(nmb_topology_t *t)
         t->pci[i] = pend[i].fn;
     for (int i = 0; i < count; i++) {
         nmb_pci_function_t *f = &t->pci[i];
-        f->parent = pend[i].under_bridge ? nearest_listed_ancestor(t, f->path, strlen(pend[i].bridge_path)) : -1;
+        size_t bl = pend[i].bridge_len;
+        f->parent = pend[i].under_bridge ? nearest_listed_ancestor(t, f->path, bl) : -1;
         f->host_bridge = -1;
         for (int h = 0; h < t->num_host_bridges; h++)
-            if (strcmp(t->host_bridges[h].path, pend[i].bridge_path) == 0)
+            if (strlen(t->host_bridges[h].path) == bl && strncmp(t->host_bridges[h].path, f->path, bl) == 0)
                 f->host_bridge = h;
         if (f->host_bridge < 0) {
             nmb_host_bridge_t *hb = &t->host_bridges[t->num_host_bridges];
-            const char *slash = strrchr(pend[i].bridge_path, '/');
-            if (!(hb->path = nmb__arena_strdup(&t->arena, pend[i].bridge_path)) ||
-                !(hb->name = nmb__arena_strdup(&t->arena, slash ? slash + 1 : pend[i].bridge_path))) {
+            char *path = nmb__arena_alloc(&t->arena, bl + 1);
+            if (!path) {
+                err = -ENOMEM;
+                goto out;
+            }
+            memcpy(path, f->path, bl); /* zeroed: NUL-terminated */
+            const char *slash = strrchr(path, '/');
+            hb->path = path;
+            if (!(hb->name = nmb__arena_strdup(&t->arena, slash ? slash + 1 : path))) {
                 err = -ENOMEM;
                 goto out;
             }
