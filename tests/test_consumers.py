@@ -129,7 +129,7 @@ def test_one_version_everywhere():
 
 # The wheel's files below numabind/ (bytecode and the extension's ABI tag aside).
 WHEEL_FILES = sorted("""
-__init__.py __main__.py _core.pyi _printable.py audit.py cli.py errors.py gather.py paths.py placement.py svg.py
+__init__.py __main__.py _core.pyi _distance.py _printable.py _record.py audit.py cli.py errors.py gather.py paths.py placement.py svg.py
 py.typed topology.py libnumabind.pxd
 integrations/__init__.py integrations/deep_ep.py
 include/numabind/bitmap.h include/numabind/common.h include/numabind/numabind.h include/numabind/plan.h
