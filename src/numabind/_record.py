@@ -117,3 +117,5 @@ class Record:
         values = {n: getattr(self, n) for n in self._fields}
         values.update(changes)
         return self.__class__(**values)
+
+    __replace__ = _replace   # copy.replace (Python 3.13), as a dataclass has it
