@@ -285,3 +285,10 @@ def test_interrupt_while_the_cli_imports(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["numabind", "show"])
     assert main_module._main() == 130
     assert capsys.readouterr().err == "numabind: interrupted\n"
+
+
+def test_placement_log_is_still_the_numabind_logger():
+    import logging
+
+    from numabind import placement
+    assert placement.log is logging.getLogger("numabind")

@@ -55,17 +55,20 @@ del _module, _names, _name
 _SUBMODULES = ("_core", "errors", "placement", "paths")
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        __import__(module)
-        value = getattr(sys.modules[module], attr)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        __import__(f"numabind.{name}")    # the import binds it here
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Hidden from type checkers, which read the names themselves (above): a
+# misspelt name stays an error for mypy.
+if not TYPE_CHECKING:
+    def __getattr__(name: str) -> object:
+        if name in _LAZY:
+            module, attr = _LAZY[name]
+            __import__(module)
+            value = getattr(sys.modules[module], attr)
+            globals()[name] = value
+            return value
+        if name in _SUBMODULES:
+            __import__(f"numabind.{name}")    # the import binds it here
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -41,6 +41,16 @@ def _log() -> logging.Logger:
     import logging
     return logging.getLogger("numabind")
 
+
+# `log`, the logger attribute this module had before issue 16; hidden from
+# type checkers, so that a misspelt name stays an error for mypy.
+if not TYPE_CHECKING:
+    def __getattr__(name: str) -> Any:
+        if name == "log":
+            return _log()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 CPU_POLICIES = ("exclusive", "node", "socket", "core-complex", "none")
 MEM_POLICIES = ("preferred", "bind", "interleave", "local")
 

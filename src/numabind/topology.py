@@ -31,18 +31,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # DistanceClass (an IntEnum) and the GpuRef/NicRef aliases are made on
-    # first use: enum and typing cost more than the rest of the module.
-    if name == "DistanceClass":
-        from numabind._distance import DistanceClass
-        globals()[name] = DistanceClass
-        return DistanceClass
-    if name in ("GpuRef", "NicRef"):
-        from typing import Union
-        value = globals()[name] = Union[int, str, Gpu if name == "GpuRef" else Nic]
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Hidden from type checkers, which read the names themselves (above): a
+# misspelt name stays an error for mypy.
+if not TYPE_CHECKING:
+    def __getattr__(name: str) -> Any:
+        # DistanceClass (an IntEnum) and the GpuRef/NicRef aliases are made on
+        # first use: enum and typing cost more than the rest of the module.
+        if name == "DistanceClass":
+            from numabind._distance import DistanceClass
+            globals()[name] = DistanceClass
+            return DistanceClass
+        if name in ("GpuRef", "NicRef"):
+            from typing import Union
+            value = globals()[name] = Union[int, str, Gpu if name == "GpuRef" else Nic]
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _PORT_STATES = {0: "NOP", 1: "DOWN", 2: "INIT", 3: "ARMED", 4: "ACTIVE", 5: "ACTIVE_DEFER"}
