@@ -129,8 +129,8 @@ def test_one_version_everywhere():
 
 # The wheel's files below numabind/ (bytecode and the extension's ABI tag aside).
 WHEEL_FILES = sorted("""
-__init__.py __main__.py _core.pyi _printable.py audit.py cli.py errors.py examples.py gather.py paths.py
-placement.py status.py svg.py py.typed topology.py libnumabind.pxd
+__init__.py __main__.py _core.pyi _distance.py _printable.py _record.py audit.py cli.py errors.py examples.py
+gather.py paths.py placement.py status.py svg.py py.typed topology.py libnumabind.pxd
 machines/index.json machines/azure-nd96isr-h100-v5.tar.xz machines/dgx-h100.tar.xz machines/h100x4-flat-vm.tar.xz
 machines/paired-switch-rocev2.tar.xz machines/plain-2cpu-no-gpu.tar.xz
 integrations/__init__.py integrations/deep_ep.py

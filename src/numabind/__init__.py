@@ -6,16 +6,25 @@ RDMA NIC closest to its GPU.
     >>> topo.distance(0, "mlx5_0")
 """
 
-from numabind._core import VERSION_STRING as __version__
-from numabind.errors import (
-    BindingError, EnvironmentValueError, NumabindError, PlacementError, TopologyError,
-)
-from numabind.placement import Plan, RankPlan, pin_rank, plan
-from numabind.audit import AuditError, AuditReport, Finding, audit
-from numabind.paths import get_cmake_dir, get_include, get_library_dir, get_pkgconfig_dir
-from numabind.topology import (
-    Cpu, DistanceClass, Gpu, Nic, NicPort, NumaNode, PciFunction, Topology, topology,
-)
+# `import numabind` imports nothing else: each public name loads its module
+# the first time it is used (PEP 562), so a process pays only for what it
+# uses — numabind.pin_rank the C core, topology and placement; numabind.audit
+# also socket; numabind.DistanceClass enum (issue 16).
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:    # what type checkers and IDEs read; at run time, __getattr__ below
+    from numabind._core import VERSION_STRING as __version__
+    from numabind.audit import AuditError, AuditReport, Finding, audit
+    from numabind.errors import (
+        BindingError, EnvironmentValueError, NumabindError, PlacementError, TopologyError,
+    )
+    from numabind.paths import get_cmake_dir, get_include, get_library_dir, get_pkgconfig_dir
+    from numabind.placement import Plan, RankPlan, pin_rank, plan
+    from numabind.topology import (
+        Cpu, DistanceClass, Gpu, Nic, NicPort, NumaNode, PciFunction, Topology, topology,
+    )
 
 __all__ = [
     "__version__",
@@ -26,3 +35,56 @@ __all__ = [
     "get_include", "get_library_dir", "get_cmake_dir", "get_pkgconfig_dir",
     "NumabindError", "TopologyError", "EnvironmentValueError", "PlacementError", "BindingError",
 ]
+
+# Public name -> (module, name in it).
+_LAZY = {"__version__": ("numabind._core", "VERSION_STRING")}
+for _module, _names in (
+    ("numabind.topology", ("topology", "Topology", "NumaNode", "Cpu", "PciFunction", "Gpu", "Nic", "NicPort")),
+    ("numabind._distance", ("DistanceClass",)),
+    ("numabind.placement", ("plan", "pin_rank", "Plan", "RankPlan")),
+    ("numabind.audit", ("audit", "AuditReport", "Finding", "AuditError")),
+    ("numabind.paths", ("get_include", "get_library_dir", "get_cmake_dir", "get_pkgconfig_dir")),
+    ("numabind.errors", ("NumabindError", "TopologyError", "EnvironmentValueError", "PlacementError",
+                         "BindingError")),
+):
+    for _name in _names:
+        _LAZY[_name] = (_module, _name)
+del _module, _names, _name
+
+# Submodules `import numabind` used to import, reachable as attributes as before.
+_SUBMODULES = ("_core", "errors", "placement", "paths")
+
+
+# Hidden from type checkers, which read the names themselves (above): a
+# misspelt name stays an error for mypy.
+if not TYPE_CHECKING:
+    def __getattr__(name: str) -> object:
+        if name in _LAZY:
+            module, attr = _LAZY[name]
+            __import__(module)
+            value = getattr(sys.modules[module], attr)
+            globals()[name] = value
+            return value
+        if name in _SUBMODULES:
+            __import__(f"numabind.{name}")    # the import binds it here
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(type(sys)):  # type: ignore[misc]
+    """numabind's module type. Importing a submodule binds it as an attribute
+    of its package; numabind.topology and numabind.audit are the functions
+    of those names, as they were when this module imported them eagerly, so
+    the function is bound instead, whoever imports the submodule."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("topology", "audit") and getattr(value, "__name__", None) == f"numabind.{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

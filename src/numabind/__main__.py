@@ -54,7 +54,11 @@ def _main() -> int:
     # --version alone is the command line's; with a path flag, the bare version.
     if argv and all(arg in _FLAGS for arg in argv) and set(argv) != {"--version"}:
         return _paths(argv)
-    from numabind.cli import main
+    try:    # Ctrl-C before the CLI's own handler is set: no traceback either
+        from numabind.cli import main
+    except KeyboardInterrupt:
+        print("numabind: interrupted", file=sys.stderr)
+        return 130
     return main()
 
 

@@ -9,8 +9,6 @@ values through :func:`printable`; shell lines pass them through
 
 from __future__ import annotations
 
-import shlex
-
 __all__ = ["printable", "shell_quote"]
 
 
@@ -46,5 +44,6 @@ def shell_quote(value: str) -> str:
     else ANSI-C quoting (``$'mlx5_\\x1b[31m'``, bash, zsh, ksh and POSIX.1-2024
     sh), which gives the same bytes back and prints no control character."""
     if value.isprintable():
+        import shlex      # imports re: only where a shell line is written
         return shlex.quote(value)
     return "$'" + "".join(_ansi_c(c) for c in value) + "'"

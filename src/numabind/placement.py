@@ -11,18 +11,23 @@ and UCX. On failure the process is left as it was.
 
 from __future__ import annotations
 
+import _thread
 import errno
-import json
-import logging
 import os
 import sys
-import threading
-from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
 
 from numabind import _core
+from numabind._record import Record, frozen_set as _set
 from numabind.errors import NumabindError, PlacementError
 from numabind.topology import Topology, topology as read_topology
+
+# json, logging, threading, typing and dataclasses are not imported here at
+# run time: `import numabind; numabind.pin_rank()` pays for none of them
+# (issue 16); json and logging are imported where they are used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    from typing import Any, Sequence
 
 __all__ = ["RankPlan", "Plan", "plan", "pin_rank", "CPU_POLICIES", "MEM_POLICIES"]
 
@@ -30,17 +35,32 @@ __all__ = ["RankPlan", "Plan", "plan", "pin_rank", "CPU_POLICIES", "MEM_POLICIES
 # CPU-less node, SMT siblings split, a node-wide NVSHMEM_HCA_LIST taken as the
 # candidates) as a warning, a node without a visible GPU as a warning, and NIC
 # variables kept from the environment as info, or as a warning where they
-# contradict the plan (docs/reliability.md).
-log = logging.getLogger("numabind")
+# contradict the plan (docs/reliability.md). The logger is looked up when
+# there is something to log: logging is not imported before.
+def _log() -> logging.Logger:
+    import logging
+    return logging.getLogger("numabind")
+
+
+# `log`, the logger attribute this module had before issue 16; hidden from
+# type checkers, so that a misspelt name stays an error for mypy.
+if not TYPE_CHECKING:
+    def __getattr__(name: str) -> Any:
+        if name == "log":
+            return _log()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 CPU_POLICIES = ("exclusive", "node", "socket", "core-complex", "none")
 MEM_POLICIES = ("preferred", "bind", "interleave", "local")
 
 
-@dataclass(frozen=True)
-class RankPlan:
+class RankPlan(Record, compare_exclude=("report",)):
     """Where one local rank runs."""
 
+    __slots__ = ("local_rank", "gpu", "gpu_pci", "numa_node", "cpus", "mem_nodes", "cpu_policy", "mem_policy",
+                 "hca", "hca_port", "distance", "env", "kept_env", "note", "hcas", "rank_source", "applied",
+                 "report")
     local_rank: int
     gpu: int | None                 #: CUDA ordinal (visible GPU index)
     gpu_pci: str | None
@@ -54,13 +74,38 @@ class RankPlan:
     distance: str | None            #: GPU-NIC class ("PIX" ... "SYS")
     env: dict[str, str]             #: variables this rank exports
     kept_env: dict[str, str]        #: variables the user had set, kept instead
-    note: str | None = None         #: why a fallback was taken
+    note: str | None                #: why a fallback was taken
     #: every compute NIC as close to the GPU as ``hca`` under one PCIe switch,
     #: "name:port", PCI order (OCI's two ports per GPU); ``hca`` is the one exported
-    hcas: tuple[str, ...] = ()
-    rank_source: str | None = None  #: where the local rank came from ("LOCAL_RANK", "argument")
-    applied: bool = False
-    report: dict[str, Any] | None = field(default=None, compare=False)
+    hcas: tuple[str, ...]
+    rank_source: str | None         #: where the local rank came from ("LOCAL_RANK", "argument")
+    applied: bool
+    report: dict[str, Any] | None   #: what applying did (not compared)
+
+    def __init__(self, local_rank: int, gpu: int | None, gpu_pci: str | None, numa_node: int | None,
+                 cpus: tuple[int, ...], mem_nodes: tuple[int, ...], cpu_policy: str, mem_policy: str,
+                 hca: str | None, hca_port: int | None, distance: str | None, env: dict[str, str],
+                 kept_env: dict[str, str], note: str | None = None, hcas: tuple[str, ...] = (),
+                 rank_source: str | None = None, applied: bool = False,
+                 report: dict[str, Any] | None = None) -> None:
+        _set(self, "local_rank", local_rank)
+        _set(self, "gpu", gpu)
+        _set(self, "gpu_pci", gpu_pci)
+        _set(self, "numa_node", numa_node)
+        _set(self, "cpus", cpus)
+        _set(self, "mem_nodes", mem_nodes)
+        _set(self, "cpu_policy", cpu_policy)
+        _set(self, "mem_policy", mem_policy)
+        _set(self, "hca", hca)
+        _set(self, "hca_port", hca_port)
+        _set(self, "distance", distance)
+        _set(self, "env", env)
+        _set(self, "kept_env", kept_env)
+        _set(self, "note", note)
+        _set(self, "hcas", hcas)
+        _set(self, "rank_source", rank_source)
+        _set(self, "applied", applied)
+        _set(self, "report", report)
 
     @property
     def locality(self) -> str:
@@ -77,6 +122,7 @@ class RankPlan:
         }
 
     def to_json(self) -> str:
+        import json
         return json.dumps(self.to_dict())
 
     def __repr__(self) -> str:
@@ -87,12 +133,16 @@ class RankPlan:
                 f"{_core.format_cpulist(self.mem_nodes)}, {nic}{', applied' if self.applied else ''}>")
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Record):
     """Every local rank's placement."""
 
+    __slots__ = ("ranks", "note")
     ranks: tuple[RankPlan, ...]
-    note: str | None = None         #: why there are no ranks (no GPU this process can see)
+    note: str | None                #: why there are no ranks (no GPU this process can see)
+
+    def __init__(self, ranks: tuple[RankPlan, ...], note: str | None = None) -> None:
+        _set(self, "ranks", ranks)
+        _set(self, "note", note)
 
     def __getitem__(self, rank: int) -> RankPlan:
         return self.ranks[rank]
@@ -104,6 +154,7 @@ class Plan:
         return {"ranks": [r.to_dict() for r in self.ranks], "note": self.note}
 
     def to_json(self, indent: int | None = None) -> str:
+        import json
         return json.dumps(self.to_dict(), indent=indent)
 
 
@@ -239,7 +290,7 @@ def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem:
 # The topology pin_rank plans from is read once per process (the plan comes
 # from the cgroup's cpuset, not the affinity, so a second read would give the
 # same plan; this only saves the read).
-_pinned_lock = threading.Lock()
+_pinned_lock = _thread.allocate_lock()   # threading.Lock, without importing threading
 _pinned_topology: dict[tuple[int, str | None, str | None], Topology] = {}
 
 
@@ -336,17 +387,20 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
         return _unpinned(local_rank, source, why, topo, policy)
     if unnamed is not None:
         raise unnamed
-    result = replace(rank_in(ranks, local_rank, f" (from {source})", "pin_rank"), rank_source=source)
+    result = rank_in(ranks, local_rank, f" (from {source})", "pin_rank")._replace(rank_source=source)
     if result.note:
         # What the caller gave (cpus=, nic=: "... given") is no fallback to warn about.
         given = all(part.endswith(" given") for part in result.note.split("; "))
-        log.log(logging.INFO if given else logging.WARNING, "local rank %d: %s", local_rank, result.note)
+        if given:
+            _log().info("local rank %d: %s", local_rank, result.note)
+        else:
+            _log().warning("local rank %d: %s", local_rank, result.note)
     planned = {name: value for name, value, _user, _kept in rows[local_rank]["env"]}
     for name, value in result.kept_env.items():
         if value == planned[name]:
-            log.info("local rank %d: keeping %s=%s from the environment", local_rank, name, value)
+            _log().info("local rank %d: keeping %s=%s from the environment", local_rank, name, value)
         else:
-            log.warning("local rank %d: keeping %s=%s from the environment; the plan says %s=%s "
+            _log().warning("local rank %d: keeping %s=%s from the environment; the plan says %s=%s "
                         "(override_env=True replaces it)", local_rank, name, value, name, planned[name])
     _warn_if_too_late(result)
     if dry_run:
@@ -356,13 +410,13 @@ def pin_rank(rank: int | None = None, *, policy: str = "exclusive", mem: str = "
         # os.environ, not C setenv: Python and the processes it starts see it too.
         os.environ.update(result.env)
     global _applied, _applied_pid
-    _applied, _applied_pid = replace(result, applied=True, report=report), os.getpid()
+    _applied, _applied_pid = result._replace(applied=True, report=report), os.getpid()
     return _applied
 
 
 def _unpinned(local_rank: int, source: str | None, why: str, topo: Topology, policy: str) -> RankPlan:
     """pin_rank where the plan has no ranks: the process is left as it is."""
-    log.warning("local rank %d: not pinned: %s", local_rank, why)
+    _log().warning("local rank %d: not pinned: %s", local_rank, why)
     return RankPlan(local_rank=local_rank, gpu=None, gpu_pci=None, numa_node=None, cpus=topo.affinity_cpus,
                     mem_nodes=topo.allowed_mems, cpu_policy=policy, mem_policy="default", hca=None,
                     hca_port=None, distance=None, env={}, kept_env={}, note=f"not pinned: {why}",
@@ -379,6 +433,6 @@ def _warn_if_too_late(rank: RankPlan) -> None:
     except Exception:  # a torch too old or too broken to say: nothing to warn about
         started = False
     if started and rank.env:
-        log.warning("local rank %d: a torch.distributed process group already exists: NCCL may have read "
+        _log().warning("local rank %d: a torch.distributed process group already exists: NCCL may have read "
                     "NCCL_IB_HCA before numabind exported it; call pin_rank before init_process_group",
                     rank.local_rank)

@@ -7,16 +7,23 @@ and the GPU-NIC distance classes ``nvidia-smi topo -m`` prints.
 
 from __future__ import annotations
 
-import enum
 import os
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Union
-
-if TYPE_CHECKING:
-    import numpy as np
 
 from numabind import _core
+from numabind._record import Record, frozen_set as _set
+
+# Nothing here imports typing, enum, functools or dataclasses at run time:
+# `import numabind; numabind.topology()` pays for none of them (issue 16).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Union
+
+    import numpy as np
+
+    from numabind._distance import DistanceClass
+
+    GpuRef = Union[int, str, "Gpu"]
+    NicRef = Union[int, str, "Nic"]
 
 __all__ = [
     "DistanceClass", "NumaNode", "Cpu", "PciFunction", "Gpu", "NicPort", "Nic", "Topology",
@@ -24,34 +31,50 @@ __all__ = [
 ]
 
 
-class DistanceClass(enum.IntEnum):
-    """GPU-NIC path classes of ``nvidia-smi topo -m``, closest first."""
-
-    PIX = 1   #: at most one PCIe switch between them
-    PXB = 2   #: several PCIe bridges, no host bridge
-    PHB = 3   #: through a PCIe host bridge
-    NODE = 4  #: between host bridges of one NUMA node
-    SYS = 5   #: across NUMA nodes, or locality unknown
-
-    def __str__(self) -> str:
-        return self.name
+# Hidden from type checkers, which read the names themselves (above): a
+# misspelt name stays an error for mypy.
+if not TYPE_CHECKING:
+    def __getattr__(name: str) -> Any:
+        # DistanceClass (an IntEnum) and the GpuRef/NicRef aliases are made on
+        # first use: enum and typing cost more than the rest of the module.
+        if name == "DistanceClass":
+            from numabind._distance import DistanceClass
+            globals()[name] = DistanceClass
+            return DistanceClass
+        if name in ("GpuRef", "NicRef"):
+            from typing import Union
+            value = globals()[name] = Union[int, str, Gpu if name == "GpuRef" else Nic]
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _PORT_STATES = {0: "NOP", 1: "DOWN", 2: "INIT", 3: "ARMED", 4: "ACTIVE", 5: "ACTIVE_DEFER"}
 _LINK_LAYERS = {0: None, 1: "InfiniBand", 2: "Ethernet"}
 
 
-@dataclass(frozen=True)
-class NumaNode:
+# The value classes are written out rather than made by @dataclass(frozen=True):
+# dataclass generation cost ~9 ms of every import (issue 16). numabind._record
+# gives them the dataclass behaviour (frozen, ==, hash, repr, replace).
+
+class NumaNode(Record):
+    __slots__ = ("id", "cpus", "mem_total_bytes", "has_cpus", "distances")
     id: int
     cpus: tuple[int, ...]
     mem_total_bytes: int
     has_cpus: bool                 #: False for CPU-less nodes (GPU memory on Grace machines)
     distances: tuple[int, ...]     #: to every node, in the order of Topology.nodes
 
+    def __init__(self, id: int, cpus: tuple[int, ...], mem_total_bytes: int, has_cpus: bool,
+                 distances: tuple[int, ...]) -> None:
+        _set(self, "id", id)
+        _set(self, "cpus", cpus)
+        _set(self, "mem_total_bytes", mem_total_bytes)
+        _set(self, "has_cpus", has_cpus)
+        _set(self, "distances", distances)
 
-@dataclass(frozen=True)
-class Cpu:
+
+class Cpu(Record):
+    __slots__ = ("id", "node", "package", "die", "core_id", "core", "l3")
     id: int
     node: int | None
     package: int
@@ -60,9 +83,20 @@ class Cpu:
     core: int                      #: index into Topology.cores; SMT siblings share it
     l3: int | None                 #: index into Topology.l3
 
+    def __init__(self, id: int, node: int | None, package: int, die: int, core_id: int, core: int,
+                 l3: int | None) -> None:
+        _set(self, "id", id)
+        _set(self, "node", node)
+        _set(self, "package", package)
+        _set(self, "die", die)
+        _set(self, "core_id", core_id)
+        _set(self, "core", core)
+        _set(self, "l3", l3)
 
-@dataclass(frozen=True)
-class PciFunction:
+
+class PciFunction(Record):
+    __slots__ = ("address", "path", "vendor", "device", "class_code", "numa_node", "parent", "host_bridge",
+                 "depth", "is_bridge", "link_width", "link_speed_gts", "local_cpus")
     address: str                   #: "dddd:bb:dd.f"
     path: str                      #: sysfs path below the root
     vendor: int
@@ -77,9 +111,27 @@ class PciFunction:
     link_speed_gts: float | None
     local_cpus: tuple[int, ...]
 
+    def __init__(self, address: str, path: str, vendor: int, device: int, class_code: int,
+                 numa_node: int | None, parent: str | None, host_bridge: str, depth: int, is_bridge: bool,
+                 link_width: int | None, link_speed_gts: float | None, local_cpus: tuple[int, ...]) -> None:
+        _set(self, "address", address)
+        _set(self, "path", path)
+        _set(self, "vendor", vendor)
+        _set(self, "device", device)
+        _set(self, "class_code", class_code)
+        _set(self, "numa_node", numa_node)
+        _set(self, "parent", parent)
+        _set(self, "host_bridge", host_bridge)
+        _set(self, "depth", depth)
+        _set(self, "is_bridge", is_bridge)
+        _set(self, "link_width", link_width)
+        _set(self, "link_speed_gts", link_speed_gts)
+        _set(self, "local_cpus", local_cpus)
 
-@dataclass(frozen=True)
-class Gpu:
+
+class Gpu(Record):
+    __slots__ = ("index", "physical_index", "pci_address", "numa_node", "uuid", "local_cpus", "device",
+                 "accessible", "minor")
     index: int                     #: CUDA ordinal in this process
     physical_index: int            #: position among all GPUs, PCI order
     pci_address: str
@@ -87,12 +139,25 @@ class Gpu:
     uuid: str | None
     local_cpus: tuple[int, ...]
     device: int                    #: PCI device id
-    accessible: bool = True        #: this process can open it (False: another container's GPU)
-    minor: int | None = None       #: N of /dev/nvidiaN, from the driver's procfs
+    accessible: bool               #: this process can open it (False: another container's GPU)
+    minor: int | None              #: N of /dev/nvidiaN, from the driver's procfs
+
+    def __init__(self, index: int, physical_index: int, pci_address: str, numa_node: int | None,
+                 uuid: str | None, local_cpus: tuple[int, ...], device: int, accessible: bool = True,
+                 minor: int | None = None) -> None:
+        _set(self, "index", index)
+        _set(self, "physical_index", physical_index)
+        _set(self, "pci_address", pci_address)
+        _set(self, "numa_node", numa_node)
+        _set(self, "uuid", uuid)
+        _set(self, "local_cpus", local_cpus)
+        _set(self, "device", device)
+        _set(self, "accessible", accessible)
+        _set(self, "minor", minor)
 
 
-@dataclass(frozen=True)
-class NicPort:
+class NicPort(Record):
+    __slots__ = ("port", "state", "phys_state", "link_layer", "rate_gbps", "rate")
     port: int
     state: str                     #: "ACTIVE", "DOWN", ...
     phys_state: int                #: 5 = LinkUp
@@ -100,9 +165,18 @@ class NicPort:
     rate_gbps: float
     rate: str | None               #: as sysfs prints it
 
+    def __init__(self, port: int, state: str, phys_state: int, link_layer: str | None, rate_gbps: float,
+                 rate: str | None) -> None:
+        _set(self, "port", port)
+        _set(self, "state", state)
+        _set(self, "phys_state", phys_state)
+        _set(self, "link_layer", link_layer)
+        _set(self, "rate_gbps", rate_gbps)
+        _set(self, "rate", rate)
 
-@dataclass(frozen=True)
-class Nic:
+
+class Nic(Record):
+    __slots__ = ("name", "pci_address", "numa_node", "netdev", "virtual", "source", "ports")
     name: str
     pci_address: str | None
     numa_node: int | None
@@ -110,6 +184,16 @@ class Nic:
     virtual: bool                  #: soft-RoCE / siw, placed through its netdev
     source: str                    #: "verbs" or "sysfs": where the port attributes came from
     ports: tuple[NicPort, ...]
+
+    def __init__(self, name: str, pci_address: str | None, numa_node: int | None, netdev: str | None,
+                 virtual: bool, source: str, ports: tuple[NicPort, ...]) -> None:
+        _set(self, "name", name)
+        _set(self, "pci_address", pci_address)
+        _set(self, "numa_node", numa_node)
+        _set(self, "netdev", netdev)
+        _set(self, "virtual", virtual)
+        _set(self, "source", source)
+        _set(self, "ports", ports)
 
 
 def _frozen(rows: Any, dtype: str, shape: tuple[int, int]) -> np.ndarray:
@@ -122,14 +206,15 @@ def _frozen(rows: Any, dtype: str, shape: tuple[int, int]) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
-GpuRef = Union[int, str, Gpu]
-NicRef = Union[int, str, Nic]
-
-
-@dataclass(frozen=True, eq=False)
-class Topology:
+class Topology(Record, fields=(
+        "fsroot", "live", "nodes", "cpus", "cores", "l3", "pci", "gpus", "all_gpus", "nics", "online_cpus",
+        "allowed_cpus", "allowed_mems", "affinity_cpus", "allowed_source", "_classes", "_handle"),
+        repr_exclude=("_classes", "_handle"), compare_exclude=("_handle",), eq=False):
     """One machine's topology, read once; immutable."""
 
+    __slots__ = ("fsroot", "live", "nodes", "cpus", "cores", "l3", "pci", "gpus", "all_gpus", "nics",
+                 "online_cpus", "allowed_cpus", "allowed_mems", "affinity_cpus", "allowed_source", "_classes",
+                 "_handle", "_numa_matrix", "_gpu_nic_matrix")
     fsroot: str
     live: bool
     nodes: tuple[NumaNode, ...]
@@ -150,8 +235,36 @@ class Topology:
     #: "cgroup" (the cgroup's cpuset files), "affinity" (no cpuset readable: the affinity, under a
     #: root proc/self/status), "online" (a tree with neither: every online CPU)
     allowed_source: str
-    _classes: tuple[tuple[int, ...], ...] = field(repr=False)
-    _handle: Any = field(repr=False, compare=False)
+    _classes: tuple[tuple[int, ...], ...]
+    _handle: Any
+    _numa_matrix: np.ndarray | None       # numa_distances, made on first use
+    _gpu_nic_matrix: np.ndarray | None    # gpu_nic_distances, made on first use
+
+    def __init__(self, fsroot: str, live: bool, nodes: tuple[NumaNode, ...], cpus: tuple[Cpu, ...],
+                 cores: tuple[tuple[int, ...], ...], l3: tuple[tuple[int, ...], ...], pci: tuple[PciFunction, ...],
+                 gpus: tuple[Gpu, ...], all_gpus: tuple[Gpu, ...], nics: tuple[Nic, ...],
+                 online_cpus: tuple[int, ...], allowed_cpus: tuple[int, ...], allowed_mems: tuple[int, ...],
+                 affinity_cpus: tuple[int, ...], allowed_source: str, _classes: tuple[tuple[int, ...], ...],
+                 _handle: Any) -> None:
+        _set(self, "fsroot", fsroot)
+        _set(self, "live", live)
+        _set(self, "nodes", nodes)
+        _set(self, "cpus", cpus)
+        _set(self, "cores", cores)
+        _set(self, "l3", l3)
+        _set(self, "pci", pci)
+        _set(self, "gpus", gpus)
+        _set(self, "all_gpus", all_gpus)
+        _set(self, "nics", nics)
+        _set(self, "online_cpus", online_cpus)
+        _set(self, "allowed_cpus", allowed_cpus)
+        _set(self, "allowed_mems", allowed_mems)
+        _set(self, "affinity_cpus", affinity_cpus)
+        _set(self, "allowed_source", allowed_source)
+        _set(self, "_classes", _classes)
+        _set(self, "_handle", _handle)
+        _set(self, "_numa_matrix", None)
+        _set(self, "_gpu_nic_matrix", None)
 
     @classmethod
     def _from_handle(cls, handle: Any) -> Topology:
@@ -207,31 +320,42 @@ class Topology:
 
     def distance(self, gpu: GpuRef, nic: NicRef) -> DistanceClass:
         """The ``nvidia-smi topo -m`` class between a GPU and a NIC."""
+        from numabind._distance import DistanceClass
         g = self.gpus.index(self.gpu(gpu))
         n = self.nics.index(self.nic(nic))
         return DistanceClass(self._classes[g][n])
 
     # -- matrices ----------------------------------------------------------
 
-    @cached_property
+    @property
     def numa_distances(self) -> np.ndarray:
         """Node x node SLIT distances (10 = local), in the order of ``nodes``. Read-only."""
-        return _frozen([n.distances for n in self.nodes], "int32", (len(self.nodes), len(self.nodes)))
+        m = self._numa_matrix
+        if m is None:
+            m = _frozen([n.distances for n in self.nodes], "int32", (len(self.nodes), len(self.nodes)))
+            _set(self, "_numa_matrix", m)
+        return m
 
-    @cached_property
+    @property
     def gpu_nic_distances(self) -> np.ndarray:
         """GPU x NIC :class:`DistanceClass` values (1 = PIX ... 5 = SYS). Read-only."""
-        return _frozen(self._classes, "int8", (len(self.gpus), len(self.nics)))
+        m = self._gpu_nic_matrix
+        if m is None:
+            m = _frozen(self._classes, "int8", (len(self.gpus), len(self.nics)))
+            _set(self, "_gpu_nic_matrix", m)
+        return m
 
     # -- export ------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready values (CPU sets as lists of ints)."""
+        from numabind._distance import DistanceClass
+
         def plain(obj: Any) -> Any:
             if isinstance(obj, tuple):
                 return [plain(x) for x in obj]
-            if hasattr(obj, "__dataclass_fields__"):
-                return {k: plain(getattr(obj, k)) for k in obj.__dataclass_fields__}
+            if isinstance(obj, Record):
+                return {k: plain(getattr(obj, k)) for k in obj._fields}
             return obj
 
         gpus = []
