@@ -275,3 +275,11 @@ def test_mempolicy_reads_back_what_the_kernel_holds():
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == [["default", []], ["preferred", [0]], ["bind", [0]], ["interleave", [0]],
                                     ["local", []], ["default", []]]
+
+
+def test_findings_is_reachable_as_documented():
+    # docs/audit.md: numabind.audit.findings(records), and the module import
+    import numabind
+    from numabind.audit import findings
+    assert numabind.audit.findings is findings
+    assert numabind.audit.findings([]) == []

@@ -113,6 +113,9 @@ def test_python_m_numabind_paths():
     # anything else is still the command line
     p = subprocess.run([sys.executable, "-m", "numabind", "plan", "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and "usage" in p.stdout
+    # and --help names the path flags
+    p = subprocess.run([sys.executable, "-m", "numabind", "--help"], capture_output=True, text=True)
+    assert all(f in p.stdout for f in ("--includes", "--cmakedir", "--pkgconfigdir")), p.stdout
 
 
 def test_one_version_everywhere():

@@ -66,6 +66,10 @@ case "${1:-}" in
     install_venv
     log "numabind show"
     "$VENV/bin/numabind" show
+    # The command lives in the venv: say how to reach it by name.
+    if [ "$(command -v numabind 2>/dev/null)" != "$(cd "$VENV/bin" && pwd)/numabind" ]; then
+      printf '\nnumabind is installed in %s; to run it as `numabind`:\n  . %s/bin/activate\n' "$VENV" "$VENV"
+    fi
     ;;
   test)
     shift

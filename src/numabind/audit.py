@@ -347,3 +347,9 @@ def _distributed() -> Any:
     except ImportError:
         return None
     return dist if dist.is_available() and dist.is_initialized() else None
+
+
+# `numabind.audit` is the function (the package exports it under the module's
+# name), so the documented `numabind.audit.findings(records)` is reached
+# through it as well as through `from numabind.audit import findings`.
+setattr(audit, "findings", findings)

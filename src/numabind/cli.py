@@ -448,7 +448,10 @@ def parser() -> argparse.ArgumentParser:
                "  numabind plan --example dgx-h100      # where each of its 8 ranks goes\n"
                "  torchrun --nproc-per-node 8 --no-python numabind exec -- python train.py\n"
                "  numabind status --pid 4242            # where a running rank is bound vs its plan\n"
-               "\nEvery verb takes --help.")
+               "\nEvery verb takes --help. For C, C++ and Cython builds against numabind:\n"
+               "  python -m numabind --includes        # -I<dir> of the C headers\n"
+               "  python -m numabind --cmakedir        # for -Dnumabind_DIR=... (find_package)\n"
+               "  python -m numabind --pkgconfigdir    # for PKG_CONFIG_PATH")
     p.add_argument("--version", action="version", version=f"numabind {numabind.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     show = _sub(sub, "show", "print GPUs, NICs and NUMA nodes as nvidia-smi topo -m does",
