@@ -1358,3 +1358,18 @@ def test_numa_node_past_int_is_refused_naming_the_file(tree):
     with pytest.raises(numabind.TopologyError) as e:
         numabind.topology(root)
     assert "0000:1b:00.0/numa_node" in str(e.value) and "8888888888888" in str(e.value)
+
+
+def test_gpu_pairs_have_pci_classes_and_no_nvlink_under_a_root(tree):
+    # GPU x GPU, as nvidia-smi topo -m's block: the PCI class from the tree;
+    # NVLink only NVML can say, which is never asked under a root.
+    topo = numabind.topology(tree("dgx-h100"), nvlink=True)
+    assert topo.gpu_distance(0, 1).name == "NODE"      # two switches under host bridges of node 0
+    assert topo.gpu_distance(0, 4).name == "SYS"
+    assert topo.gpu_distance(3, 3).name == "PIX"        # itself
+    assert topo.gpu_link(0, 1) is None
+    with pytest.raises(KeyError):
+        topo.gpu_distance(0, 8)
+    text = subprocess.run([str(Path(sys.executable).parent / "numabind"), "show", "--fsroot", str(tree("dgx-h100"))],
+                          capture_output=True, text=True).stdout
+    assert "GPU0  PIX" in text and "NV#" not in text   # no GPU block under a root

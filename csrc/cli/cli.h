@@ -96,7 +96,7 @@ void put_error(buf_t *err, const char *message);
 
 /* main.c: the machine a verb reads (--fsroot, else NUMABIND_FSROOT or this
  * host); 0 or an exit status with the error in err. */
-int cli_read_topology(nmb_topology_t **t, const cli_options_t *o, buf_t *err);
+int cli_read_topology(nmb_topology_t **t, const cli_options_t *o, unsigned flags, buf_t *err);
 /* main.c: _make_plan, with --gpu making `rank` drive that GPU. */
 int cli_make_plan(nmb_plan_t **plan, const nmb_topology_t *t, const cli_options_t *o, int rank, buf_t *err);
 /* main.c: --cpus, --mem-nodes, --nic for `rank` (nmb_plan_override_rank). */

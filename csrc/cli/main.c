@@ -189,9 +189,9 @@ void put_error(buf_t *err, const char *message)
 
 /* ---- show and plan ------------------------------------------------------------- */
 
-int cli_read_topology(nmb_topology_t **t, const cli_options_t *o, buf_t *err)
+int cli_read_topology(nmb_topology_t **t, const cli_options_t *o, unsigned flags, buf_t *err)
 {
-    int rc = nmb_topology_create(t, o->fsroot, 0);
+    int rc = nmb_topology_create(t, o->fsroot, flags);
     if (rc < 0) {
         cli_error_t e;
         cli_error_set(&e, rc, "nmb_topology_create");
@@ -204,7 +204,8 @@ int cli_read_topology(nmb_topology_t **t, const cli_options_t *o, buf_t *err)
 int cmd_show(const cli_options_t *o, buf_t *out, buf_t *err)
 {
     nmb_topology_t *t;
-    int rc = cli_read_topology(&t, o, err);
+    /* the text's GPU x GPU block asks NVML for NVLinks (the JSON has none) */
+    int rc = cli_read_topology(&t, o, o->json ? 0 : NMB_TOPOLOGY_NVLINK, err);
     if (rc)
         return rc;
     if (o->json)
@@ -295,7 +296,7 @@ int cmd_plan(const cli_options_t *o, buf_t *out, buf_t *err)
 {
     nmb_topology_t *t;
     nmb_plan_t *plan;
-    int rc = cli_read_topology(&t, o, err);
+    int rc = cli_read_topology(&t, o, 0, err);
     if (rc)
         return rc;
     rc = cli_make_plan(&plan, t, o, o->local_rank < 0 ? 0 : o->local_rank, err);

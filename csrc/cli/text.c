@@ -305,9 +305,14 @@ void text_show(buf_t *out, const nmb_topology_t *t)
         else
             closed++;
     }
+    /* On the live host the GPU x GPU block too (cli.render): NV# where NVLink
+     * joins two GPUs, else their PCI class; a tree cannot say, so not there. */
+    int gpu_block = live;
     if (ngpus) {
-        table_t tb = {.cols = nnics + 3};
+        table_t tb = {.cols = nnics + 3 + (gpu_block ? ngpus : 0)};
         table_cell(&tb, "");
+        for (int h = 0; gpu_block && h < ngpus; h++)
+            table_cellf(&tb, "GPU%d", nmb_topology_gpu(t, h)->index);
         for (int n = 0; n < nnics; n++)
             table_cell(&tb, nmb_topology_nic(t, n)->name);
         table_cell(&tb, "CPU Affinity");
@@ -315,6 +320,15 @@ void text_show(buf_t *out, const nmb_topology_t *t)
         for (int g = 0; g < ngpus; g++) {
             const nmb_gpu_t *gpu = nmb_topology_gpu(t, g);
             table_cellf(&tb, "GPU%d", gpu->index);
+            for (int h = 0; gpu_block && h < ngpus; h++) {
+                int links = h == g ? 0 : nmb_topology_gpu_link(t, g, h);
+                if (h == g)
+                    table_cell(&tb, "X");
+                else if (links > 0)
+                    table_cellf(&tb, "NV%d", links);
+                else
+                    table_cell(&tb, nmb_distance_name(nmb_topology_gpu_distance(t, g, h)));
+            }
             for (int n = 0; n < nnics; n++)
                 table_cell(&tb, nmb_distance_name(nmb_topology_distance(t, g, n)));
             buf_t c = {0};
@@ -440,9 +454,12 @@ void text_show(buf_t *out, const nmb_topology_t *t)
         buf_cpulist(out, nmb_topology_affinity_cpus(t));
         buf_puts(out, " (a launcher's binding?): plans use the allowed CPUs");
     }
-    if (ngpus && nnics) {
+    if (ngpus && (nnics || gpu_block)) {
         buf_puts(out, "\n\n");
         buf_puts(out, LEGEND);
+        if (gpu_block)
+            buf_puts(out, "\n  NV#  = a bonded set of # NVLinks (through NVSwitches: each GPU's switch links)\n"
+                          "  X    = itself");
     }
     buf_puts(out, "\n");
 }

@@ -194,6 +194,11 @@ struct nmb_topology {
     int num_accessible_gpus; /* all_gpus this process can open (topo_gpu.c) */
     int num_gpus;
     nmb_gpu_t *gpus;
+    /* NVML's NVLinks (NMB_TOPOLOGY_NVLINK, live host): direct links between
+     * all_gpus i and j at [i * num_all_gpus + j], and each GPU's links to
+     * NVSwitches; NULL when not read. */
+    int *nvlinks;
+    int *nvswitch_links;
 
     int num_nics;
     nmb_nic_t *nics;
@@ -204,6 +209,9 @@ NMB_HIDDEN int nmb__read_allowed(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_pci(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_gpus(nmb_topology_t *t, unsigned flags);
 NMB_HIDDEN int nmb__read_nics(nmb_topology_t *t, unsigned flags);
+/* nvml.c: every NVLink NVML reports up: fn(ctx, the GPU's address, the
+ * remote end's address, or NULL for an NVSwitch). -ENOENT without NVML. */
+NMB_HIDDEN int nmb__nvml_links(void (*fn)(void *ctx, const char *address, const char *remote), void *ctx);
 /* Distance class between two PCI functions (indices). */
 NMB_HIDDEN int nmb__pci_distance(const nmb_topology_t *t, int a, int b);
 

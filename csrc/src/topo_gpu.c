@@ -129,6 +129,45 @@ static int read_driver_procfs(nmb_topology_t *t, struct uuid_ctx *ctx, int *miss
     return err < 0 ? err : ctx->err;
 }
 
+static int gpu_by_address(const nmb_topology_t *t, const char *address)
+{
+    for (int i = 0; i < t->num_all_gpus; i++)
+        if (strcmp(t->all_gpus[i].address, address) == 0)
+            return i;
+    return -1;
+}
+
+static void count_link(void *ctx, const char *address, const char *remote)
+{
+    nmb_topology_t *t = ctx;
+    int a = gpu_by_address(t, address), b = remote ? gpu_by_address(t, remote) : -1;
+    if (a < 0)
+        return;
+    if (!remote)
+        t->nvswitch_links[a]++;
+    else if (b >= 0 && b != a)
+        t->nvlinks[a * t->num_all_gpus + b]++;
+}
+
+/* NVML's NVLinks between the machine's GPUs (show's GPU x GPU block). NVML
+ * absent or failing leaves them unknown (nvlinks NULL): the block then
+ * shows PCI classes. */
+static int read_nvlinks(nmb_topology_t *t)
+{
+    size_t n = (size_t)t->num_all_gpus;
+    int *links = nmb__arena_alloc(&t->arena, n * n * sizeof *links);
+    int *switches = nmb__arena_alloc(&t->arena, n * sizeof *switches);
+    if (!links || !switches)
+        return -ENOMEM;
+    memset(links, 0, n * n * sizeof *links);
+    memset(switches, 0, n * sizeof *switches);
+    t->nvlinks = links;
+    t->nvswitch_links = switches;
+    if (nmb__nvml_links(count_link, t) < 0)
+        t->nvlinks = t->nvswitch_links = NULL;
+    return 0;
+}
+
 int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
 {
     int n = 0, err;
@@ -168,6 +207,9 @@ int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
         err = ctx.err;
     }
     if (err < 0)
+        goto out;
+    if (n && (flags & NMB_TOPOLOGY_NVLINK) && nmb__fs_live(&t->fs) && !(flags & NMB_TOPOLOGY_NO_NVML) &&
+        (err = read_nvlinks(t)) < 0)
         goto out;
 
     /* CUDA numbers the GPUs it can open; CUDA_VISIBLE_DEVICES picks among those. */

@@ -189,6 +189,27 @@ int nmb_topology_distance(const nmb_topology_t *t, int gpu, int nic)
     return nmb__pci_distance(t, t->gpus[gpu].pci, t->nics[nic].pci);
 }
 
+int nmb_topology_gpu_distance(const nmb_topology_t *t, int a, int b)
+{
+    if (!t || a < 0 || a >= t->num_gpus || b < 0 || b >= t->num_gpus)
+        return nmb__fail(-EINVAL, "GPU index %d out of range", !t || a < 0 || a >= t->num_gpus ? a : b);
+    return nmb__pci_distance(t, t->gpus[a].pci, t->gpus[b].pci);
+}
+
+int nmb_topology_gpu_link(const nmb_topology_t *t, int a, int b)
+{
+    if (!t || a < 0 || a >= t->num_gpus || b < 0 || b >= t->num_gpus)
+        return nmb__fail(-EINVAL, "GPU index %d out of range", !t || a < 0 || a >= t->num_gpus ? a : b);
+    if (!t->nvlinks)
+        return -ENODATA;
+    int i = t->gpus[a].physical_index, j = t->gpus[b].physical_index, n = t->num_all_gpus;
+    int direct = t->nvlinks[i * n + j] > t->nvlinks[j * n + i] ? t->nvlinks[i * n + j] : t->nvlinks[j * n + i];
+    if (direct || i == j)
+        return direct;
+    int si = t->nvswitch_links[i], sj = t->nvswitch_links[j];
+    return si < sj ? si : sj;
+}
+
 const char *nmb_distance_name(int d)
 {
     switch (d) {

@@ -4,7 +4,7 @@
 Everything here copies C data into plain Python values; the public objects
 are built from them in numabind.topology.
 """
-from libc.errno cimport EINVAL, ENOENT
+from libc.errno cimport EINVAL, ENODATA, ENOENT
 from libc.stdlib cimport malloc, free
 from numabind cimport libnumabind as c
 
@@ -17,6 +17,7 @@ RECORD_FILES = c.NMB_TOPOLOGY_RECORD_FILES
 NO_NVML = c.NMB_TOPOLOGY_NO_NVML
 NO_VERBS = c.NMB_TOPOLOGY_NO_VERBS
 ALL_GPUS = c.NMB_TOPOLOGY_ALL_GPUS
+NVLINK = c.NMB_TOPOLOGY_NVLINK
 # Topology.allowed_source's values, by enum nmb_allowed_source.
 ALLOWED_SOURCES = tuple(c.nmb_allowed_source_name(v).decode() for v in (
     c.NMB_ALLOWED_KERNEL, c.NMB_ALLOWED_CGROUP, c.NMB_ALLOWED_AFFINITY, c.NMB_ALLOWED_ONLINE))
@@ -162,6 +163,17 @@ cdef class TopologyHandle:
                     affinity_cpus=bits(c.nmb_topology_affinity_cpus(t)),
                     allowed_mems=bits(c.nmb_topology_allowed_mems(t)),
                     allowed_source=c.nmb_allowed_source_name(c.nmb_topology_allowed_source(t)).decode())
+
+    def gpu_link(self, int a, int b):
+        """NVLinks between visible GPUs a and b (NV#), or None when unknown."""
+        cdef int rc = c.nmb_topology_gpu_link(self.ptr, a, b)
+        if rc == -ENODATA:
+            return None
+        return check(rc, "nmb_topology_gpu_link")
+
+    def gpu_distance(self, int a, int b):
+        """The PCI class between visible GPUs a and b."""
+        return check(c.nmb_topology_gpu_distance(self.ptr, a, b), "nmb_topology_gpu_distance")
 
     def files(self):
         """The paths read while loading (with RECORD_FILES), in order, de-duplicated."""

@@ -84,11 +84,19 @@ def render(topo: Topology, source: str | None = None) -> str:
     out = [f"numabind {numabind.__version__}: topology of "
            f"{source or ('this host' if topo.live else printable(topo.fsroot))}"]
     fmt = _core.format_cpulist
+    # On the live host the GPU x GPU block too, as nvidia-smi topo -m has it:
+    # NV# where NVLink joins two GPUs, else their PCI class. A tree cannot say
+    # what NVLink joins, so under a root the block is left out.
+    gpu_block = topo.live
     if topo.gpus:
-        header = [""] + [n.name for n in topo.nics] + ["CPU Affinity", "NUMA Affinity"]
+        header = ([""] + ([f"GPU{g.index}" for g in topo.gpus] if gpu_block else []) + [n.name for n in topo.nics]
+                  + ["CPU Affinity", "NUMA Affinity"])
         rows = [header]
         for g in topo.gpus:
-            rows.append([f"GPU{g.index}"] + [topo.distance(g, n).name for n in topo.nics]
+            block = [] if not gpu_block else [
+                "X" if h is g else (f"NV{links}" if (links := topo.gpu_link(g, h)) else topo.gpu_distance(g, h).name)
+                for h in topo.gpus]
+            rows.append([f"GPU{g.index}"] + block + [topo.distance(g, n).name for n in topo.nics]
                         + [fmt(g.local_cpus) or "N/A", _node(g.numa_node)])
         out += ["", _table(rows)]
         out += [""] + [printable(f"GPU{g.index}: {g.pci_address}" + (f"  {g.uuid}" if g.uuid else ""))
@@ -129,8 +137,9 @@ def render(topo: Topology, source: str | None = None) -> str:
             f"allowed memory nodes: {fmt(topo.allowed_mems)}"]
     if topo.affinity_cpus != topo.allowed_cpus:
         out.append(f"Bound now to CPUs {fmt(topo.affinity_cpus)} (a launcher's binding?): plans use the allowed CPUs")
-    if topo.gpus and topo.nics:
-        out += ["", LEGEND]
+    if topo.gpus and (topo.nics or gpu_block):
+        out += ["", LEGEND + ("\n  NV#  = a bonded set of # NVLinks (through NVSwitches: each GPU's switch links)\n"
+                              "  X    = itself" if gpu_block else "")]
     return "\n".join(out)
 
 
@@ -150,7 +159,7 @@ def _write_svg(path: str, topo: Topology, ranks: Sequence[numabind.RankPlan] | N
     return 0
 
 
-def _topology(args: argparse.Namespace) -> Topology:
+def _topology(args: argparse.Namespace, nvlink: bool = False) -> Topology:
     """The machine a verb reads: --example NAME's bundled tree, --fsroot
     DIR, else NUMABIND_FSROOT or this host."""
     if args.example is not None and args.fsroot is not None:
@@ -163,7 +172,7 @@ def _topology(args: argparse.Namespace) -> Topology:
             return numabind.topology(examples.root(args.example))
         except examples.ExampleError as e:
             raise _Usage(str(e)) from None
-    return numabind.topology(args.fsroot)
+    return numabind.topology(args.fsroot, nvlink=nvlink)
 
 
 def _example_list() -> int:
@@ -175,7 +184,7 @@ def _example_list() -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    topo = _topology(args)
+    topo = _topology(args, nvlink=not args.json)
     if args.svg:
         rc = _write_svg(args.svg, topo)
         if rc or args.svg == "-":

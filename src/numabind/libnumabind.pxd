@@ -33,6 +33,7 @@ cdef extern from "numabind/numabind.h" nogil:
         NMB_TOPOLOGY_NO_NVML
         NMB_TOPOLOGY_NO_VERBS
         NMB_TOPOLOGY_ALL_GPUS
+        NMB_TOPOLOGY_NVLINK
 
     int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags)
     void nmb_topology_destroy(nmb_topology_t *topo)
@@ -157,6 +158,8 @@ cdef extern from "numabind/numabind.h" nogil:
     int nmb_topology_nic_index(const nmb_topology_t *topo, const char *name)
 
     int nmb_topology_distance(const nmb_topology_t *topo, int gpu, int nic)
+    int nmb_topology_gpu_distance(const nmb_topology_t *topo, int a, int b)
+    int nmb_topology_gpu_link(const nmb_topology_t *topo, int a, int b)
     const char *nmb_distance_name(int distance)
 
     int nmb_topology_num_files(const nmb_topology_t *topo)

@@ -325,6 +325,17 @@ class Topology(Record, fields=(
         n = self.nics.index(self.nic(nic))
         return DistanceClass(self._classes[g][n])
 
+    def gpu_link(self, a: GpuRef, b: GpuRef) -> int | None:
+        """NVLinks between two visible GPUs as ``nvidia-smi topo -m`` counts
+        them (``NV#``; through NVSwitches: the fewer switch links), 0 for none;
+        None when unknown (read without ``nvlink=True``, under a root, or no NVML)."""
+        return self._handle.gpu_link(self.gpus.index(self.gpu(a)), self.gpus.index(self.gpu(b)))
+
+    def gpu_distance(self, a: GpuRef, b: GpuRef) -> DistanceClass:
+        """The PCI class between two visible GPUs (PIX ... SYS)."""
+        from numabind._distance import DistanceClass
+        return DistanceClass(self._handle.gpu_distance(self.gpus.index(self.gpu(a)), self.gpus.index(self.gpu(b))))
+
     # -- matrices ----------------------------------------------------------
 
     @property
@@ -387,13 +398,15 @@ class Topology(Record, fields=(
 
 
 def topology(fsroot: str | os.PathLike[str] | None = None, *, nvml: bool = True,
-             verbs: bool = True) -> Topology:
+             verbs: bool = True, nvlink: bool = False) -> Topology:
     """Reads the machine's topology.
 
     ``fsroot`` stands in for ``/`` (default: ``$NUMABIND_FSROOT``, else the live
     host); under a root other than ``/`` NVML and libibverbs are not consulted.
+    ``nvlink`` asks NVML which GPUs NVLink joins (:meth:`Topology.gpu_link`;
+    NVML's start-up costs tens of milliseconds, so it is off by default).
     Raises :class:`numabind.TopologyError` (``EnvironmentValueError`` when
     ``CUDA_VISIBLE_DEVICES`` names no GPU).
     """
-    flags = (0 if nvml else _core.NO_NVML) | (0 if verbs else _core.NO_VERBS)
+    flags = (0 if nvml else _core.NO_NVML) | (0 if verbs else _core.NO_VERBS) | (_core.NVLINK if nvlink else 0)
     return Topology._from_handle(_core.TopologyHandle(None if fsroot is None else os.fspath(fsroot), flags))

@@ -41,6 +41,9 @@ enum {
      * GPU visible, in PCI order (the machine rather than one process's view
      * of it, as numabind gather captures it). */
     NMB_TOPOLOGY_ALL_GPUS = 1u << 3,
+    /* On the live host, ask NVML which GPUs NVLink joins (nmb_topology_gpu_link):
+     * nvmlInit costs tens of milliseconds, so only `numabind show` asks. */
+    NMB_TOPOLOGY_NVLINK = 1u << 4,
 };
 
 /* Reads the machine. Returns 0 and a handle to free with
@@ -276,6 +279,14 @@ typedef enum nmb_distance {
 /* The class between visible GPU `gpu` and NIC `nic` (indices), or -EINVAL
  * for an index out of range. */
 NMB_EXPORT int nmb_topology_distance(const nmb_topology_t *topo, int gpu, int nic);
+/* The PCI class between visible GPUs `a` and `b` (NMB_DIST_*), or -EINVAL. */
+NMB_EXPORT int nmb_topology_gpu_distance(const nmb_topology_t *topo, int a, int b);
+/* NVLinks between visible GPUs `a` and `b`, as `nvidia-smi topo -m` counts
+ * them (NV#): links joining the two directly, else, where both reach
+ * NVSwitches, the fewer of their switch links; 0 when none. -ENODATA when
+ * not known: no NMB_TOPOLOGY_NVLINK, under a root, or NVML absent; -EINVAL
+ * for an index out of range. */
+NMB_EXPORT int nmb_topology_gpu_link(const nmb_topology_t *topo, int a, int b);
 /* "PIX", ..., "SYS"; "?" for anything else. Static storage. */
 NMB_EXPORT const char *nmb_distance_name(int distance);
 
