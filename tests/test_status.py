@@ -109,6 +109,19 @@ def test_this_process_without_a_gpu_has_no_plan_and_says_why(monkeypatch):
     assert "plan: none: " in status.render(r)
 
 
+@needs_cpus
+def test_the_process_s_own_cuda_visible_devices_picks_its_gpu(machine):
+    # The rank sees GPU 1 only: its rank 0 drives 0000:00:05.0, not 00:04.0.
+    env = dict(os.environ, LOCAL_RANK="0", CUDA_VISIBLE_DEVICES="1")
+    p = started(["taskset", "-c", "0", "sleep", "30"], env)
+    try:
+        r = status.read(p.pid, fsroot=str(machine))
+    finally:
+        stop(p)
+    assert r["plan"]["gpu_pci"] == "0000:00:05.0"
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") != "1"      # this process's own is untouched
+
+
 def test_a_process_that_does_not_exist_is_named():
     with pytest.raises(ProcessLookupError, match="no process 4194305"):
         status.read(4194305, local_rank=0)

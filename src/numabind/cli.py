@@ -324,9 +324,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     kwargs = _plan_kwargs(args)
     kwargs.pop("override_env")
-    topo = _topology(args)
+    _topology(args)   # the same checks and errors as every verb's; the read below is under the process's variables
+    fsroot = args.fsroot
+    if args.example is not None:
+        from numabind import examples
+        fsroot = examples.root(args.example)
     try:
-        result = status.read(args.pid, local_rank=args.local_rank, topology=topo, **kwargs)
+        result = status.read(args.pid, local_rank=args.local_rank, fsroot=fsroot, **kwargs)
     except ProcessLookupError:
         raise _Usage(f"--pid {args.pid}: no such process") from None
     except PermissionError as e:

@@ -158,11 +158,14 @@ def _differences(threads: list[dict[str, Any]], env: dict[str, str], rank: Any, 
     return out
 
 
-def read(pid: int | None = None, *, local_rank: int | None = None, **plan_options: Any) -> dict[str, Any]:
+def read(pid: int | None = None, *, local_rank: int | None = None, fsroot: str | None = None,
+         **plan_options: Any) -> dict[str, Any]:
     """Where process ``pid`` (default: this one) and each of its threads are
     bound, its NIC variables, the plan for its local rank, and what differs.
 
-    ``plan_options`` are :func:`numabind.plan`'s (``policy``, ``mem``,
+    The machine is read under the process's own ``CUDA_VISIBLE_DEVICES`` and
+    launcher variables (``fsroot``: a tree instead of this host, as
+    :func:`numabind.topology`). ``plan_options`` are :func:`numabind.plan`'s (``policy``, ``mem``,
     ``local_world_size``, ``reserve_cores``). Raises ``ProcessLookupError``
     for a process that does not exist, ``PermissionError`` where /proc does
     not let this user read it, and numabind's errors where no plan can be
@@ -187,7 +190,9 @@ def read(pid: int | None = None, *, local_rank: int | None = None, **plan_option
                 local_rank, source = None, None      # its binding still shows; no plan to check against
         else:
             source = "--local-rank"
-        planned = make_plan(override_env=True, **plan_options)
+        from numabind.topology import topology as read_topology
+
+        planned = make_plan(override_env=True, topology=read_topology(fsroot), **plan_options)
     result: dict[str, Any] = {
         "pid": pid, "name": comm, "local_rank": local_rank, "rank_source": source,
         "threads": threads,
