@@ -1,4 +1,5 @@
-"""Every ``console`` example in README.md and docs/*.md runs as written.
+"""Every ``console`` and ``python`` example in README.md and docs/*.md runs
+as written.
 
 A console block is a list of ``$ COMMAND`` lines, each followed by the output
 it shows. Each command runs in bash with the installed ``numabind`` first on
@@ -17,6 +18,11 @@ An HTML comment right above a block says what it runs on:
   this test's last case;
 - nothing: the block runs on this host as written (``--example NAME`` for
   the bundled machines).
+
+A ``python`` block runs as a script in a fresh interpreter (no GPU here:
+``pin_rank`` leaves the process unpinned, with its warning) and must exit 0
+without a traceback; one written as a session (``>>>`` lines) runs as a
+doctest, its shown output compared.
 """
 from __future__ import annotations
 
@@ -50,17 +56,25 @@ class Block:
         return f"{self.doc}:{self.line}"
 
 
-def blocks() -> list[Block]:
+def blocks(kind: str = "console") -> list[Block]:
     out = []
     for doc in DOCS:
         lines = doc.read_text().splitlines()
         for i, line in enumerate(lines):
-            if line.strip() != "```console":
+            if line.strip() != "```" + kind:
                 continue
             above = next((lines[j].strip() for j in range(i - 1, max(i - 3, -1), -1) if lines[j].strip()), "")
             m = re.fullmatch(r"<!-- example: (.*?) -->", above)
             b = Block(doc.relative_to(ROOT).as_posix(), i + 1, m.group(1) if m else "")
             j = i + 1
+            if kind == "python":
+                body = []
+                while j < len(lines) and lines[j].strip() != "```":
+                    body.append(lines[j])
+                    j += 1
+                b.commands.append(("\n".join(body), []))
+                out.append(b)
+                continue
             while j < len(lines) and lines[j].strip() != "```":
                 if lines[j].startswith("$ "):
                     b.commands.append((lines[j][2:], []))
@@ -73,6 +87,8 @@ def blocks() -> list[Block]:
 
 BLOCKS = blocks()
 RUN = [b for b in BLOCKS if not b.directive.startswith("not run")]
+PY_BLOCKS = blocks("python")
+PY_RUN = [b for b in PY_BLOCKS if not b.directive.startswith("not run")]
 
 
 def pattern(shown: list[str]) -> re.Pattern[str]:
@@ -90,8 +106,7 @@ def strip_comment(command: str) -> str:
     return re.sub(r"\s+#\s[^'\"]*$", "", command)
 
 
-@pytest.mark.parametrize("block", RUN, ids=[b.id for b in RUN])
-def test_example_runs_as_written(block, tmp_path):
+def environment(block: Block, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in CLEAN}
     env["PATH"] = f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
@@ -103,6 +118,29 @@ def test_example_runs_as_written(block, tmp_path):
         env["NUMABIND_FSROOT"] = str(root)
     else:
         assert block.directive == "", f"{block.id}: unknown directive {block.directive!r}"
+    return env
+
+
+@pytest.mark.parametrize("block", PY_RUN, ids=[b.id for b in PY_RUN])
+def test_python_example_runs_as_written(block, tmp_path):
+    env = environment(block, tmp_path)
+    code = block.commands[0][0]
+    if code.lstrip().startswith(">>>"):
+        script = tmp_path / "example.txt"
+        script.write_text("import numabind\n" if "import numabind" not in code else "")
+        script.write_text(code + "\n")
+        run = [sys.executable, "-c", "import doctest, sys, numabind; "
+               "sys.exit(doctest.testfile(sys.argv[1], module_relative=False, globs={'numabind': numabind}, "
+               "optionflags=doctest.ELLIPSIS).failed)", str(script)]
+    else:
+        run = [sys.executable, "-c", code]
+    p = subprocess.run(run, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, f"{block.id}:\n{code}\n---\n{p.stdout}{p.stderr}"
+
+
+@pytest.mark.parametrize("block", RUN, ids=[b.id for b in RUN])
+def test_example_runs_as_written(block, tmp_path):
+    env = environment(block, tmp_path)
     assert block.commands, f"{block.id}: a console block without a $ command"
     for command, shown in block.commands:
         p = subprocess.run(["bash", "-c", strip_comment(command)], capture_output=True, text=True, env=env,
@@ -114,7 +152,7 @@ def test_example_runs_as_written(block, tmp_path):
 
 
 def test_blocks_not_run_say_why():
-    skipped = [b for b in BLOCKS if b.directive.startswith("not run")]
+    skipped = [b for b in BLOCKS + PY_BLOCKS if b.directive.startswith("not run")]
     for b in skipped:
         assert re.fullmatch(r"not run: \S.{8,}", b.directive), f"{b.id}: say why it is not run"
     # the README's own commands, a newcomer's first, all run here
