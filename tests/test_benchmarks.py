@@ -87,9 +87,11 @@ def test_show_vs_nvidia_smi_with_a_stub(tmp_path):
     p = subprocess.run([sys.executable, str(BENCH / "gpu/show_vs_nvidia_smi.py"), "--reps", "2",
                         "--nvidia-smi", str(stub)], capture_output=True, text=True, env=ENV, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "Target: `numabind show` at least 5×" in p.stdout
+    assert "Target: `numabind show` at least 3×" in p.stdout      # issue 16's
+    # the native command is what is timed, not the Python CLI
+    assert f"`numabind` here is `{Path(sys.executable).parent / 'numabind'}`" in p.stdout
     res = _json_line(p.stdout)
-    assert set(res["whole_process_ns"]) >= {"nvidia-smi topo -m", "numabind show"}
+    assert set(res["whole_process_ns"]) >= {"nvidia-smi topo -m", "numabind show", "python -m numabind show"}
     assert len(res["whole_process_ns"]["numabind show"]) == 2
 
 
