@@ -191,8 +191,7 @@ void put_error(buf_t *err, const char *message)
 
 int cli_read_topology(nmb_topology_t **t, const cli_options_t *o, unsigned flags, buf_t *err)
 {
-    /* one thread until it execs: the cpuset probe needs no thread of its own */
-    int rc = nmb_topology_create(t, o->fsroot, flags | NMB_TOPOLOGY_SINGLE_THREADED);
+    int rc = nmb_topology_create(t, o->fsroot, flags);
     if (rc < 0) {
         cli_error_t e;
         cli_error_set(&e, rc, "nmb_topology_create");

@@ -205,7 +205,7 @@ struct nmb_topology {
 };
 
 NMB_HIDDEN int nmb__read_nodes_and_cpus(nmb_topology_t *t);
-NMB_HIDDEN int nmb__read_allowed(nmb_topology_t *t, unsigned flags);
+NMB_HIDDEN int nmb__read_allowed(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_pci(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_gpus(nmb_topology_t *t, unsigned flags);
 NMB_HIDDEN int nmb__read_nics(nmb_topology_t *t, unsigned flags);

@@ -606,38 +606,20 @@ static void *widen_probe(void *arg)
     return NULL;
 }
 
-/* single: the caller has no other thread, so the probe runs here and puts
- * the affinity (t->affinity, read just before) back; a thread of its own
- * otherwise, so that no thread of the caller's changes even for a moment. */
-static int kernel_cpuset(const nmb_topology_t *t, nmb_bitmap_t *out, int single)
+static int kernel_cpuset(const nmb_topology_t *t, nmb_bitmap_t *out)
 {
     struct widen w = {CPU_ALLOC(NMB_BITMAP_BITS), CPU_ALLOC_SIZE(NMB_BITMAP_BITS), 0};
     pthread_t thread;
-    int err;
     if (!w.mask)
         return -ENOMEM;
     CPU_ZERO_S(w.size, w.mask);
     for (int c = nmb_bitmap_next(&t->online, 0); c >= 0; c = nmb_bitmap_next(&t->online, c + 1))
         CPU_SET_S(c, w.size, w.mask);
-    if (single) {
-        cpu_set_t *mine = CPU_ALLOC(NMB_BITMAP_BITS);
-        if (!mine) {
-            CPU_FREE(w.mask);
-            return -ENOMEM;
-        }
-        CPU_ZERO_S(w.size, mine);
-        for (int c = nmb_bitmap_next(&t->affinity, 0); c >= 0; c = nmb_bitmap_next(&t->affinity, c + 1))
-            CPU_SET_S(c, w.size, mine);
-        widen_probe(&w);
-        err = w.err;
-        if (sched_setaffinity(0, w.size, mine) < 0 && !err)
-            err = -errno;
-        CPU_FREE(mine);
-    } else if ((err = pthread_create(&thread, NULL, widen_probe, &w)) == 0) {
+    int err = pthread_create(&thread, NULL, widen_probe, &w);
+    if (err == 0)
         err = pthread_join(thread, NULL) ? -EAGAIN : w.err;
-    } else {
+    else
         err = -err;
-    }
     if (err == 0) {
         nmb_bitmap_zero(out);
         for (int c = 0; c < NMB_BITMAP_BITS; c++)
@@ -691,7 +673,7 @@ static int read_affinity(nmb_topology_t *t, const char *status, char *value)
  * otherwise (a tree that mixes two processes) the affinity is taken. A tree
  * without proc/self/status has no affinity to check: the cgroup's cpuset
  * where it has one, else every online CPU, and allowed_source says which. */
-static int read_allowed(nmb_topology_t *t, char *status, char *value, unsigned flags)
+static int read_allowed(nmb_topology_t *t, char *status, char *value)
 {
     int err = nmb__fs_read(&t->fs, "/proc/self/status", status, NMB_LIST_MAX);
     int have_status = err >= 0;
@@ -712,7 +694,7 @@ static int read_allowed(nmb_topology_t *t, char *status, char *value, unsigned f
     nmb_bitmap_t cg, outside;
     t->allowed_cpus = t->affinity;
     t->allowed_source = have_status || nmb__fs_live(&t->fs) ? NMB_ALLOWED_AFFINITY : NMB_ALLOWED_ONLINE;
-    if (nmb__fs_live(&t->fs) && kernel_cpuset(t, &t->allowed_cpus, flags & NMB_TOPOLOGY_SINGLE_THREADED) == 0)
+    if (nmb__fs_live(&t->fs) && kernel_cpuset(t, &t->allowed_cpus) == 0)
         t->allowed_source = NMB_ALLOWED_KERNEL;
     /* The cgroup file read into status's buffer: status is parsed already. */
     if (nmb__fs_read(&t->fs, "/proc/self/cgroup", status, NMB_LIST_MAX) >= 0) {
@@ -737,13 +719,13 @@ static int read_allowed(nmb_topology_t *t, char *status, char *value, unsigned f
     return 0;
 }
 
-int nmb__read_allowed(nmb_topology_t *t, unsigned flags)
+int nmb__read_allowed(nmb_topology_t *t)
 {
     /* An 8192-CPU process's Cpus_allowed_list alone can pass 16 KiB. */
     char *status = malloc(2 * NMB_LIST_MAX);
     if (!status)
         return -ENOMEM;
-    int err = read_allowed(t, status, status + NMB_LIST_MAX, flags);
+    int err = read_allowed(t, status, status + NMB_LIST_MAX);
     free(status);
     return err;
 }

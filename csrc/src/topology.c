@@ -26,7 +26,7 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
         err = -ENOMEM;
         goto fail;
     }
-    if ((err = nmb__read_nodes_and_cpus(t)) < 0 || (err = nmb__read_allowed(t, flags)) < 0 ||
+    if ((err = nmb__read_nodes_and_cpus(t)) < 0 || (err = nmb__read_allowed(t)) < 0 ||
         (err = nmb__read_pci(t)) < 0 || (err = nmb__read_gpus(t, flags)) < 0 ||
         (err = nmb__read_nics(t, flags)) < 0)
         goto fail;

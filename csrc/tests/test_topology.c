@@ -1,6 +1,5 @@
 /* The topology API on sysfs trees written from tests/machines. argv[1] is
  * the directory holding one tree per machine description. */
-#include <sched.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -182,35 +181,6 @@ static void test_version(void)
     CHECK_STR(nmb_version_string(), NMB_VERSION_STRING);
 }
 
-/* The cpuset probe on the calling thread (NMB_TOPOLOGY_SINGLE_THREADED, the
- * native command's) gives what the probe thread gives, and leaves the
- * thread's affinity as it was: narrowed to one CPU first, so a probe that
- * forgot to restore would show. */
-static void test_single_threaded_probe(void)
-{
-    cpu_set_t before, after, one;
-    CHECK_INT(sched_getaffinity(0, sizeof before, &before), 0);
-    CPU_ZERO(&one);
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &before)) {
-            CPU_SET(c, &one);
-            break;
-        }
-    CHECK_INT(sched_setaffinity(0, sizeof one, &one), 0);
-    nmb_topology_t *threaded, *single;
-    CHECK_INT(nmb_topology_create(&threaded, NULL, NMB_TOPOLOGY_NO_NVML | NMB_TOPOLOGY_NO_VERBS), 0);
-    CHECK_INT(nmb_topology_create(&single, NULL,
-                                  NMB_TOPOLOGY_NO_NVML | NMB_TOPOLOGY_NO_VERBS | NMB_TOPOLOGY_SINGLE_THREADED), 0);
-    CHECK(nmb_bitmap_equal(nmb_topology_allowed_cpus(threaded), nmb_topology_allowed_cpus(single)));
-    CHECK_INT(nmb_topology_allowed_source(single), nmb_topology_allowed_source(threaded));
-    CHECK_INT(sched_getaffinity(0, sizeof after, &after), 0);
-    CHECK(CPU_EQUAL(&after, &one));                       /* restored, not widened */
-    CHECK_INT(nmb_bitmap_count(nmb_topology_affinity_cpus(single)), 1);
-    nmb_topology_destroy(threaded);
-    nmb_topology_destroy(single);
-    CHECK_INT(sched_setaffinity(0, sizeof before, &before), 0);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -227,6 +197,5 @@ int main(int argc, char **argv)
     test_visible_devices();
     test_errors();
     test_allowed_source();
-    test_single_threaded_probe();
     TEST_DONE();
 }

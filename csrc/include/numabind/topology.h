@@ -44,10 +44,6 @@ enum {
     /* On the live host, ask NVML which GPUs NVLink joins (nmb_topology_gpu_link):
      * nvmlInit costs tens of milliseconds, so only `numabind show` asks. */
     NMB_TOPOLOGY_NVLINK = 1u << 4,
-    /* The caller has no other thread (a command line before it execs): the
-     * cpuset probe runs on the calling thread, whose affinity it restores,
-     * instead of on a short-lived thread of its own. */
-    NMB_TOPOLOGY_SINGLE_THREADED = 1u << 5,
 };
 
 /* Reads the machine. Returns 0 and a handle to free with
