@@ -127,7 +127,6 @@ def test_python_example_runs_as_written(block, tmp_path):
     code = block.commands[0][0]
     if code.lstrip().startswith(">>>"):
         script = tmp_path / "example.txt"
-        script.write_text("import numabind\n" if "import numabind" not in code else "")
         script.write_text(code + "\n")
         run = [sys.executable, "-c", "import doctest, sys, numabind; "
                "sys.exit(doctest.testfile(sys.argv[1], module_relative=False, globs={'numabind': numabind}, "
@@ -147,6 +146,9 @@ def test_example_runs_as_written(block, tmp_path):
                            cwd=tmp_path, timeout=120)
         printed = p.stdout + p.stderr
         assert "Traceback" not in printed, f"{block.id}: $ {command}\n{printed}"
+        # a command shown failing says so ("error:"); every other one must succeed
+        assert p.returncode == 0 or any("error:" in line for line in shown), \
+            f"{block.id}: $ {command} exited {p.returncode}\n{printed}"
         assert pattern(shown).fullmatch(printed), \
             f"{block.id}: $ {command}\n--- shown:\n" + "\n".join(shown) + f"\n--- printed:\n{printed}"
 

@@ -147,11 +147,28 @@ CASES = [
 ]
 
 
+# What the native command hands to Python on purpose (argparse's usage
+# errors, cli.py's own usage checks); every other case must be served in C.
+HANDED_OVER = [
+    ["plan", "--local-rank", "x"], ["plan", "--reserve-cores", "2147483648"], ["env", "--local-world-size", "0"],
+    ["plan", "--policy", "nope"], ["show", "--bogus"], ["plan", "--loc", "1"], ["show", "--fsroot", ""],
+    ["plan", "--cpus", "0"], ["plan", "--local-rank", "0", "--cpus", "0-x"],
+    ["plan", "--local-rank", "3", "--gpu", "0"],       # with LOCAL_WORLD_SIZE=2: _make_plan's ValueError
+]
+
+
 @pytest.mark.parametrize("name", TREES)
-def test_same_as_python(tree, name):
+def test_same_as_python(tree, name, tmp_path):
     root = tree_of(tree, name)
+    marker = tmp_path / "python"
+    marker.write_text("#!/bin/sh\necho HANDED-OVER\nexit 99\n")
+    marker.chmod(0o755)
     for args, extra in CASES:
         same(args, root, extra)
+        # served natively, unless listed: a Python that only says it was called must not be reached
+        c = run([NATIVE], args, environ(root, {**extra, "NUMABIND_PYTHON": str(marker)}))
+        handed = c.returncode == 99 and c.stdout == b"HANDED-OVER\n"
+        assert handed == (args in HANDED_OVER), (args, extra, "handed over" if handed else "served natively")
 
 
 @pytest.mark.parametrize("name", TREES)
@@ -282,6 +299,13 @@ def test_exec_keeps_the_callers_sigint(tmp_path):
         assert native.stdout == direct.stdout
         ignored = int(native.stdout.split(b"SigIgn:")[1].split()[0], 16)
         assert bool(ignored & (1 << (signal.SIGINT - 1))) == ignore
+
+
+def test_an_empty_command_name_is_python_s_error(tree):
+    # os.execvp refuses '' before looking anything up: the native command hands it over
+    root = tree(st.load(FIXTURES / "plain-2cpu-2gpu.json"))
+    c = same(["exec", "--local-rank", "0", "--policy", "none", "--", ""], root)
+    assert c.returncode == 2 and b"cannot be empty" in c.stderr
 
 
 def test_runs_without_python(tree, tmp_path):

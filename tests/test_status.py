@@ -122,6 +122,20 @@ def test_the_process_s_own_cuda_visible_devices_picks_its_gpu(machine):
     assert os.environ.get("CUDA_VISIBLE_DEVICES") != "1"      # this process's own is untouched
 
 
+@needs_cpus
+@needs_numa
+def test_mpol_local_is_no_difference_from_a_local_plan(machine):
+    # The kernel shows MPOL_LOCAL as "local" with no node; the plan names the rank's.
+    env = dict(os.environ, NUMABIND_FSROOT=str(machine), LOCAL_RANK="1", LOCAL_WORLD_SIZE="2")
+    p = started([NUMABIND, "exec", "--mem", "local", "--", "sleep", "30"], env)
+    try:
+        r = status.read(p.pid, fsroot=str(machine), mem="local")
+    finally:
+        stop(p)
+    assert r["threads"][0]["mem_policy"] == "local" and r["plan"]["mem_policy"] == "local"
+    assert r["differs"] == []
+
+
 def test_a_process_that_does_not_exist_is_named():
     with pytest.raises(ProcessLookupError, match="no process 4194305"):
         status.read(4194305, local_rank=0)

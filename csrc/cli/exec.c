@@ -254,6 +254,8 @@ int cmd_exec(const cli_options_t *o, buf_t *out, buf_t *err)
         buf_puts(err, "numabind exec: no command given (numabind exec [options] -- CMD ARGS...)\n");
         return EXIT_USAGE;
     }
+    if (!*o->command[0])
+        return CLI_HANDOVER;       /* an empty command name: os.execvp's own error */
     for (const unsigned char *c = (const unsigned char *)o->command[0]; *c; c++)
         if (*c >= 0x80)
             return CLI_HANDOVER;   /* Python names it in its errors by Unicode's rules */

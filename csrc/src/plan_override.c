@@ -66,9 +66,11 @@ static int find_nic(const nmb_topology_t *t, const char *spec, int *index, int *
         *port = p ? p->port : nic->num_ports ? nic->ports[0].port : 1;
         return 0;
     }
-    char *end;
-    long want = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end || want < 1 || want > 255)
+    long want = 0;
+    const char *d = colon + 1;
+    for (; *d >= '0' && *d <= '9' && want <= 255; d++)   /* digits only: no sign, no space */
+        want = want * 10 + (*d - '0');
+    if (d == colon + 1 || *d || want < 1 || want > 255)
         return nmb__fail(-EINVAL, "'%.64s': '%.16s' is not a port number (1-255)", spec, colon + 1);
     for (int p = 0; p < nic->num_ports; p++)
         if (nic->ports[p].port == want) {
@@ -77,6 +79,9 @@ static int find_nic(const nmb_topology_t *t, const char *spec, int *index, int *
         }
     return nmb__fail(-EINVAL, "%s has no port %ld (it has %d)", name, want, nic->num_ports);
 }
+
+static int change(nmb_plan_t *plan, const nmb_topology_t *t, nmb_rank_plan_t *r, const nmb_rank_override_t *ov,
+                  int policy, int nic, int port);
 
 void nmb_rank_override_init(nmb_rank_override_t *ov)
 {
@@ -88,7 +93,6 @@ void nmb_rank_override_init(nmb_rank_override_t *ov)
 
 int nmb_plan_override_rank(nmb_plan_t *plan, const nmb_topology_t *t, int local_rank, const nmb_rank_override_t *ov)
 {
-    char a[256], why[384];
     int err, nic = -1, port = 0;
     if (!plan || !t || !ov)
         return nmb__fail(-EINVAL, "nmb_plan_override_rank: %s is NULL", !plan ? "plan" : !t ? "topology" : "override");
@@ -97,12 +101,29 @@ int nmb_plan_override_rank(nmb_plan_t *plan, const nmb_topology_t *t, int local_
         return nmb__fail(-EINVAL, "local rank %d is outside the %d local ranks planned", local_rank, plan->num_ranks);
     nmb_rank_plan_t *r = &plan->ranks[local_rank];
     int policy = ov->mem_policy >= 0 ? ov->mem_policy : r->mem_policy;
-    if (ov->mem_policy > NMB_MEM_DEFAULT)
+    if (ov->mem_policy < -1 || ov->mem_policy > NMB_MEM_DEFAULT)
         return nmb__fail(-EINVAL, "unknown memory policy %d", ov->mem_policy);
+    if (ov->mem_policy >= 0 && !ov->mems)
+        return nmb__fail(-EINVAL, "a memory policy (%s) without memory nodes: give the nodes too",
+                         nmb_mem_policy_name(ov->mem_policy));
     /* Every check before any change: a refused override changes nothing. */
     if ((ov->cpus && (err = check_cpus(t, ov->cpus)) < 0) || (ov->mems && (err = check_mems(t, ov->mems, policy)) < 0) ||
         (ov->nic && (err = find_nic(t, ov->nic, &nic, &port)) < 0))
         return err;
+    /* Out of memory below leaves the rank as it was: its fields are put back
+     * (what the arena gave stays with the plan until it is destroyed). */
+    nmb_rank_plan_t saved = *r;
+    err = change(plan, t, r, ov, policy, nic, port);
+    if (err < 0)
+        *r = saved;
+    return err;
+}
+
+static int change(nmb_plan_t *plan, const nmb_topology_t *t, nmb_rank_plan_t *r, const nmb_rank_override_t *ov,
+                  int policy, int nic, int port)
+{
+    char a[256], why[384];
+    int err;
     if (ov->cpus) {
         r->cpus = *ov->cpus;
         snprintf(why, sizeof why, "CPUs %s given", nmb__fmt_list(ov->cpus, a, sizeof a));

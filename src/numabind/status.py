@@ -144,6 +144,11 @@ def _differences(threads: list[dict[str, Any]], env: dict[str, str], rank: Any, 
             if t["mem_policy"] != "default":
                 out.append(f"thread {t['tid']} ({t['name']}) has memory policy {t['mem_policy']} "
                            f"{_core.format_cpulist(nodes)}; the plan leaves it to the kernel (default)")
+        elif rank.mem_policy == "local":
+            # MPOL_LOCAL names no node: the kernel shows it as "local" alone
+            if t["mem_policy"] != "local":
+                have = t["mem_policy"] + (f" {_core.format_cpulist(nodes)}" if nodes else "")
+                out.append(f"thread {t['tid']} ({t['name']}) has memory policy {have}; the plan says local")
         elif (t["mem_policy"], nodes) != (rank.mem_policy, tuple(rank.mem_nodes)):
             have = t["mem_policy"] + (f" {_core.format_cpulist(nodes)}" if nodes else "")
             out.append(f"thread {t['tid']} ({t['name']}) has memory policy {have}; the plan says "
@@ -156,6 +161,38 @@ def _differences(threads: list[dict[str, Any]], env: dict[str, str], rank: Any, 
         elif have != value:
             out.append(f"{name}={have} in its {where}; the plan says {name}={value}")
     return out
+
+
+def _cgroup(pid: int | str) -> str | None:
+    """The process's cgroup v2 path ("0::/path" in /proc/PID/cgroup), or None."""
+    try:
+        for line in _read(f"/proc/{pid}/cgroup").splitlines():
+            if line.startswith("0::"):
+                return line[3:]
+    except OSError:
+        pass
+    return None
+
+
+def _other_cpuset(pid: int) -> str | None:
+    """Why the plan may not be the process's own: it lives in another cgroup
+    whose cpuset differs from numabind's (a Slurm step, a container), and the
+    plan comes from numabind's. None when they agree or it cannot be told."""
+    mine, theirs = _cgroup("self"), _cgroup(pid)
+    if mine is None or theirs is None or mine == theirs:
+        return None
+
+    def cpus(group: str) -> str | None:
+        try:
+            return _read(f"/sys/fs/cgroup{group.rstrip('/')}/cpuset.cpus.effective").strip()
+        except OSError:
+            return None
+
+    a, b = cpus(mine), cpus(theirs)
+    if a is None or b is None or a == b:
+        return None
+    return (f"pid {pid} is in cgroup {theirs} (CPUs {b}), numabind in {mine} (CPUs {a}): the plan is made from "
+            f"numabind's cpuset; run numabind status inside the job's cgroup for the job's own plan")
 
 
 def read(pid: int | None = None, *, local_rank: int | None = None, fsroot: str | None = None,
@@ -199,6 +236,9 @@ def read(pid: int | None = None, *, local_rank: int | None = None, fsroot: str |
         "env": {name: env[name] for name in NIC_VARIABLES if name in env},
         "plan": None, "note": planned.note, "differs": [],
     }
+    other = _other_cpuset(pid) if not own and fsroot is None else None
+    if other:
+        result["cpuset_note"] = other
     if local_rank is None:
         result["note"] = ("no local rank in its environment (LOCAL_RANK, SLURM_LOCALID, ...): give it with "
                           "--local-rank R to check against its plan")
@@ -228,6 +268,8 @@ def render(result: dict[str, Any]) -> str:
     out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     env = result["env"]
     out.append("NIC variables: " + (printable(" ".join(f"{k}={v}" for k, v in env.items())) if env else "none set"))
+    if result.get("cpuset_note"):
+        out.append(printable(f"note: {result['cpuset_note']}"))
     p = result["plan"]
     if p is None:
         out.append(printable(f"plan: none: {result['note']}"))

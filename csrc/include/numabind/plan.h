@@ -123,9 +123,11 @@ NMB_EXPORT void nmb_rank_override_init(nmb_rank_override_t *ov);
  * with nmb_last_error() naming the value (CPUs or nodes outside the allowed
  * sets, a NIC this node does not have, a port it lacks) and the plan
  * unchanged. Each replaced value is added to the rank's note ("CPUs 0-7
- * given"); a new NIC gets its distance class, `hcas` = that NIC and its
- * NVSHMEM_HCA_LIST / UCX_NET_DEVICES / EP_NIC_NAME anew (NCCL_IB_HCA stays
- * the node's). Apply the plan afterwards as usual. */
+ * given"); a new NIC gets its distance class, `hcas` = that NIC, and every
+ * NIC variable anew and never kept from the environment (NVSHMEM_HCA_LIST,
+ * NVSHMEM_ENABLE_NIC_PE_MAPPING, UCX_NET_DEVICES, EP_NIC_NAME), NCCL_IB_HCA
+ * the node's as planned. A mem_policy without mems is -EINVAL. Apply the
+ * plan afterwards as usual. */
 NMB_EXPORT int nmb_plan_override_rank(nmb_plan_t *plan, const nmb_topology_t *topo, int local_rank,
                                       const nmb_rank_override_t *ov);
 
