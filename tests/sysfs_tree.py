@@ -699,9 +699,21 @@ def _write_pci(root: Path, m: _Machine) -> None:
             attrs["secondary_bus_number"] = str(sec)
             attrs["subordinate_bus_number"] = str(sub)
             (root / path / "pci_bus" / f"{bdf[:4]}:{sec:02x}").mkdir(parents=True, exist_ok=True)
+        drv = _driver(dev)
+        if m.uevent:
+            # As the driver core and pci_uevent() print it (every kernel since 2.6.x).
+            cls = _default_class(dev)
+            sv, sd = int(attrs["subsystem_vendor"], 16), int(attrs["subsystem_device"], 16)
+            attrs["uevent"] = "".join([
+                f"DRIVER={drv}\n" if drv else "",
+                f"PCI_CLASS={cls:04X}\n",
+                f"PCI_ID={vendor:04X}:{device:04X}\n",
+                f"PCI_SUBSYS_ID={sv:04X}:{sd:04X}\n",
+                f"PCI_SLOT_NAME={bdf}\n",
+                f"MODALIAS=pci:v{vendor:08X}d{device:08X}sv{sv:08X}sd{sd:08X}"
+                f"bc{cls >> 16:02X}sc{(cls >> 8) & 0xff:02X}i{cls & 0xff:02X}"])
         for name, value in attrs.items():
             _write(root, f"{path}/{name}", value)
-        drv = _driver(dev)
         if drv:
             (root / "sys/bus/pci/drivers" / drv).mkdir(parents=True, exist_ok=True)
             _symlink(root, f"{path}/driver", f"sys/bus/pci/drivers/{drv}")
@@ -1075,6 +1087,7 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
                unknown_package_id: bool = False,
                no_cpu_online: bool = False,
                no_proc_status: bool = False,
+               no_uevent: bool = False,
                clean: bool = False) -> None:
     """Write the sysfs/procfs tree for ``desc`` under ``root`` (root stands in for ``/``).
 
@@ -1225,6 +1238,11 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
         nothing says what one process was allowed.  With cgroup_cpus or
         cgroup_v1_cpus the cgroup files are still written.  With affinity_cpus
         (which lives in that file): ValueError.
+    no_uevent
+        No ``uevent`` in PCI function directories, as captures that copy
+        only the attribute files hold them (``numabind gather`` and
+        ``hwloc-gather-topology`` among them): a reader falls back to
+        ``vendor``, ``device`` and ``class``.
     clean
         Remove ``sys/``, ``proc/``, ``dev/`` and ``numabind/`` under root first,
         but only if root holds the marker file an earlier write_tree left.
@@ -1245,6 +1263,7 @@ def write_tree(desc: dict, root: str | os.PathLike, *,
     offline = set(parse_cpulist(offline_cpus or "", "offline_cpus"))
     possible = parse_cpulist(possible_cpus, "possible_cpus") if possible_cpus else None
     m = _Machine(desc, offline, possible, keep_offline_in_node, numa_override or {})
+    m.uevent = not no_uevent
     # Check the new options before anything is written.
     v1_cpus = _check_cgroup_v1(m, cgroup_v1_cpus) if cgroup_v1_cpus is not None else None
     container = _check_container_gpus(m, container_gpus) if container_gpus is not None else None
@@ -1330,6 +1349,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cpu-online", action="store_true", help="no cpu/online file")
     ap.add_argument("--no-proc-status", action="store_true",
                     help="no proc/self/status (as hwloc-gather-topology captures)")
+    ap.add_argument("--no-uevent", action="store_true",
+                    help="no uevent in PCI function directories (as captures of the attribute files hold them)")
     ap.add_argument("--clean", action="store_true", help="remove an earlier fixture tree first")
     a = ap.parse_args(argv)
     try:
@@ -1349,7 +1370,7 @@ def main(argv: list[str] | None = None) -> int:
                    mask_only=[n for n in a.mask_only.split(",") if n],
                    pre_5_3_topology=a.pre_5_3_topology, unknown_package_id=a.unknown_package_id,
                    no_cpu_online=a.no_cpu_online, no_proc_status=a.no_proc_status,
-                   clean=a.clean)
+                   no_uevent=a.no_uevent, clean=a.clean)
     except (OSError, ValueError) as e:
         print(f"sysfs_tree: {e}", file=sys.stderr)
         return 2

@@ -8,6 +8,10 @@
  *   bench topo    [--fsroot DIR] --reps K                  topology load, numabind vs hwloc
  *   bench exec    [--fsroot DIR] [--rank R] -- CMD ARGS    pin, export, exec (a C numabind exec)
  *
+ * pin, threads and exec read what a plan reads (NMB_TOPOLOGY_PLAN_ONLY, as
+ * pin_rank does; --full reads everything); topo reads everything, as
+ * hwloc does (--plan-only: what a plan reads).
+ *
  * Prints one JSON object on stdout. Built by run_cpu.py with -DHAVE_HWLOC when
  * hwloc's headers are found; hwloc's rows are absent otherwise. A benchmark
  * harness, not part of the package.
@@ -44,12 +48,20 @@ static void die(const char *what, int err)
 }
 
 static const char *fsroot;
-static int rank, reps = 20, nthreads = 1, do_apply;
+static int rank, reps = 20, nthreads = 1, do_apply, opt_full, opt_plan_only;
+
+/* NMB_TOPOLOGY_PLAN_ONLY by value, so that the bench also builds against a
+ * core from before it (which reads everything whatever the flag). pin,
+ * threads and exec read as nmb's pin does, only what a plan reads, unless
+ * --full; topo reads everything (hwloc's read is whole too) unless
+ * --plan-only. */
+#define PLAN_ONLY (1u << 5)
+static unsigned read_flags;
 
 static nmb_topology_t *load_topology(void)
 {
     nmb_topology_t *t;
-    int err = nmb_topology_create(&t, fsroot, 0);
+    int err = nmb_topology_create(&t, fsroot, read_flags);
     if (err < 0)
         die("nmb_topology_create", err);
     return t;
@@ -323,7 +335,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: bench pin|threads|topo|exec [--fsroot DIR] [--rank R] [--apply] "
-                        "[--threads N] [--reps K] [-- CMD ARGS]\n");
+                        "[--threads N] [--reps K] [--full | --plan-only] [-- CMD ARGS]\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -337,6 +349,10 @@ int main(int argc, char **argv)
             nthreads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--full"))
+            opt_full = 1;
+        else if (!strcmp(argv[i], "--plan-only"))
+            opt_plan_only = 1;
         else if (!strcmp(argv[i], "--apply"))
             do_apply = 1;
         else if (!strcmp(argv[i], "--")) {
@@ -349,6 +365,10 @@ int main(int argc, char **argv)
     }
     if (nthreads < 1 || reps < 1)
         return 2;
+    if (!strcmp(cmd, "topo"))
+        read_flags = opt_plan_only ? PLAN_ONLY : 0;
+    else
+        read_flags = opt_full ? 0 : PLAN_ONLY;
     if (!strcmp(cmd, "pin"))
         return cmd_pin();
     if (!strcmp(cmd, "threads"))

@@ -49,7 +49,7 @@ static int pin_rank(const cli_options_t *o, pinned_t *p, buf_t *err)
     const char *source = "argument";
     memset(p, 0, sizeof *p);
     nmb_topology_t *t;
-    int rc = cli_read_topology(&t, o, 0, err);
+    int rc = cli_read_topology(&t, o, NMB_TOPOLOGY_PLAN_ONLY, err);
     if (rc)
         return rc;
     if (o->local_rank >= 0) {

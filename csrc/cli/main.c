@@ -296,7 +296,7 @@ int cmd_plan(const cli_options_t *o, buf_t *out, buf_t *err)
 {
     nmb_topology_t *t;
     nmb_plan_t *plan;
-    int rc = cli_read_topology(&t, o, 0, err);
+    int rc = cli_read_topology(&t, o, NMB_TOPOLOGY_PLAN_ONLY, err);
     if (rc)
         return rc;
     rc = cli_make_plan(&plan, t, o, o->local_rank < 0 ? 0 : o->local_rank, err);

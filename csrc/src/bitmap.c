@@ -36,8 +36,11 @@ int nmb_bitmap_isset(const nmb_bitmap_t *set, int bit)
 int nmb_bitmap_count(const nmb_bitmap_t *set)
 {
     int n = 0;
+    /* Most words are zero (224 CPUs fill 4 of 128): skip them, since
+     * without -mpopcnt each count is a call into libgcc. */
     for (int i = 0; i < NMB_BITMAP_WORDS; i++)
-        n += __builtin_popcountll(set->words[i]);
+        if (set->words[i])
+            n += __builtin_popcountll(set->words[i]);
     return n;
 }
 

@@ -171,6 +171,7 @@ struct nmb_topology {
     nmb_arena_t arena;
     nmb_fs_t fs;
     const char *fsroot;
+    unsigned flags; /* nmb_topology_create's */
 
     int num_nodes;
     nmb_node_t *nodes;
@@ -188,6 +189,10 @@ struct nmb_topology {
     nmb_pci_function_t *pci;
     int num_host_bridges;
     nmb_host_bridge_t *host_bridges;
+    /* NMB_TOPOLOGY_PLAN_ONLY: 1 for the functions whose numa_node and local
+     * CPUs were not read (not a GPU, not yet found to be an RDMA NIC); NULL
+     * when every function's were. */
+    unsigned char *pci_unlocated;
 
     int num_all_gpus;
     nmb_gpu_t *all_gpus;
@@ -206,7 +211,12 @@ struct nmb_topology {
 
 NMB_HIDDEN int nmb__read_nodes_and_cpus(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_allowed(nmb_topology_t *t);
-NMB_HIDDEN int nmb__read_pci(nmb_topology_t *t);
+NMB_HIDDEN int nmb__read_pci(nmb_topology_t *t, unsigned flags);
+/* Reads numa_node (and with_cpus its local CPUs) of PCI function `index`
+ * where NMB_TOPOLOGY_PLAN_ONLY left them out; 0 when read already. */
+NMB_HIDDEN int nmb__pci_read_locality(nmb_topology_t *t, int index, int with_cpus);
+/* An NVIDIA display controller (VGA or 3D): a GPU. */
+NMB_HIDDEN int nmb__is_gpu_function(const nmb_pci_function_t *f);
 NMB_HIDDEN int nmb__read_gpus(nmb_topology_t *t, unsigned flags);
 NMB_HIDDEN int nmb__read_nics(nmb_topology_t *t, unsigned flags);
 /* nvml.c: every NVLink NVML reports up: fn(ctx, the GPU's address, the

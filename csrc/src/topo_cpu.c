@@ -368,9 +368,14 @@ static int read_core(nmb_topology_t *t, int id, nmb_cpu_t *cpu, nmb_core_t *core
         cpu->die = (int)v;
         spread_id(t, id, die_names, 1, &sp->no_die_sets, sp->die_of, cpu->die);
     }
-    if ((err = read_topology_long(&t->fs, id, "core_id", id, &v)) < 0)
-        return err;
-    cpu->core_id = (int)v;
+    /* core_id only names the core (show, to_dict): a plan groups CPUs by siblings. */
+    if (t->flags & NMB_TOPOLOGY_PLAN_ONLY) {
+        cpu->core_id = -1;
+    } else {
+        if ((err = read_topology_long(&t->fs, id, "core_id", id, &v)) < 0)
+            return err;
+        cpu->core_id = (int)v;
+    }
     if ((err = read_siblings(&t->fs, id, &core->cpus)) < 0)
         return err;
     nmb_bitmap_and(&core->cpus, &core->cpus, &t->online);

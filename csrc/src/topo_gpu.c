@@ -8,7 +8,7 @@
 
 #define NVIDIA_VENDOR 0x10de
 
-static int is_gpu(const nmb_pci_function_t *f)
+int nmb__is_gpu_function(const nmb_pci_function_t *f)
 {
     /* Display controllers: 0x0300 VGA (PCIe cards in older servers), 0x0302 3D. */
     return f->vendor == NVIDIA_VENDOR && (f->class_code >> 16) == 0x03;
@@ -172,7 +172,7 @@ int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
 {
     int n = 0, err;
     for (int i = 0; i < t->num_pci; i++)
-        n += is_gpu(&t->pci[i]);
+        n += nmb__is_gpu_function(&t->pci[i]);
     t->all_gpus = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->all_gpus);
     t->gpus = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->gpus);
     int *order = calloc((size_t)(n ? n : 1), sizeof *order);
@@ -184,7 +184,7 @@ int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
     /* CUDA's order: PCI address order with CUDA_DEVICE_ORDER=PCI_BUS_ID, and
      * for a node of identical GPUs under the default FASTEST_FIRST too. */
     for (int i = 0; i < t->num_pci; i++) {
-        if (!is_gpu(&t->pci[i]))
+        if (!nmb__is_gpu_function(&t->pci[i]))
             continue;
         nmb_gpu_t *g = &t->all_gpus[t->num_all_gpus];
         g->physical_index = g->index = t->num_all_gpus++;

@@ -61,7 +61,8 @@ static int read_port(nmb_topology_t *t, const char *dev, int port, nmb_nic_port_
         out->state = v;
     }
     snprintf(path, sizeof path, IB_CLASS "/%s/ports/%d/phys_state", dev, port);
-    if (nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0) {
+    /* phys_state is shown, never planned by (a port is used when ACTIVE). */
+    if (!(t->flags & NMB_TOPOLOGY_PLAN_ONLY) && nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0) {
         if ((v = nmb__parse_state(buf)) < 0)
             return nmb__fail(-EINVAL, "%s: '%.64s' is not a physical state", path, nmb__rstrip(buf));
         out->phys_state = v;
@@ -123,7 +124,8 @@ static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_ver
     err = resolve_device(t, IB_CLASS, name, path, resolved, sizeof resolved);
     if (err == 0) {
         nic->pci = pci_of_path(t, resolved);
-        if (nic->pci >= 0)
+        /* The netdev is shown, never planned by (a PCI NIC is placed by its function). */
+        if (nic->pci >= 0 && !(t->flags & NMB_TOPOLOGY_PLAN_ONLY))
             nic->netdev = netdev_of_function(t, t->pci[nic->pci].path);
     } else if (err == -ENOENT) {
         /* No device link: a soft device, placed by the netdev it rides on. */
@@ -138,6 +140,8 @@ static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_ver
         return err == -ELOOP ? nmb__fail(err, "%s: symbolic link loop", path) : err;
     }
     if (nic->pci >= 0) {
+        if ((err = nmb__pci_read_locality(t, nic->pci, 0)) < 0)
+            return err;
         nic->address = t->pci[nic->pci].address;
         nic->numa_node = t->pci[nic->pci].numa_node;
     }

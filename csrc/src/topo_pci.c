@@ -13,6 +13,7 @@ typedef struct pending {
     nmb_pci_function_t fn;
     size_t bridge_len;    /* the host bridge's path: this much of fn.path */
     int under_bridge;     /* the path holds a host bridge: ancestors lie between it and the function */
+    int unlocated;        /* NMB_TOPOLOGY_PLAN_ONLY: numa_node and local CPUs not read (yet) */
 } pending_t;
 
 static int cmp_pending(const void *a, const void *b)
@@ -83,9 +84,10 @@ static int read_attr_hex(nmb_fs_t *fs, const char *dir, const char *name, unsign
     return 0;
 }
 
-static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f);
+static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f, unsigned flags,
+                           int *unlocated);
 
-static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
+static int read_function(nmb_topology_t *t, const char *name, pending_t *p, unsigned flags)
 {
     char link[PATH_MAX], resolved[PATH_MAX];
     nmb_pci_function_t *f = &p->fn;
@@ -113,27 +115,86 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p)
     }
     if (dir_fd >= 0)
         nmb__fs_enter(&t->fs, resolved, dir_fd);
-    err = read_attributes(t, resolved, f);
+    err = read_attributes(t, resolved, f, flags, &p->unlocated);
     nmb__fs_leave(&t->fs);
     return err;
 }
 
-/* vendor, device, class, numa_node, local CPUs and link of the function whose
- * directory is `resolved`. */
-static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f)
+/* One "KEY=" line of a uevent file: its value, cut at the line's end in
+ * `buf` (which it changes), or NULL. */
+static const char *uevent_value(char *buf, const char *key)
+{
+    size_t n = strlen(key);
+    for (char *line = buf; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, key, n) == 0 && line[n] == '=')
+            return line + n + 1;
+        if (next)
+            next[-1] = '\n'; /* put the line back for the next key */
+        line = next;
+    }
+    return NULL;
+}
+
+static int parse_uevent_hex(const char *path, const char *key, const char *text, unsigned long max,
+                            unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 16);
+    if (!text[0] || *end || errno || text[0] == '-' || text[0] == ' ' || v > max)
+        return nmb__fail(-EINVAL, "%s: %s '%.32s' is not a hex number", path, key, text);
+    *out = v;
+    return 0;
+}
+
+/* Vendor, device and class from the function's uevent: one file for three
+ * ("PCI_CLASS=30200", "PCI_ID=10DE:2330", as every kernel since 2.6.x
+ * prints them). 1 when there is no uevent or it lacks either line (a
+ * capture of the attribute files only): then the three files are read. */
+static int read_ids_from_uevent(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f)
+{
+    char path[PATH_MAX], buf[1024], copy[1024];
+    snprintf(path, sizeof path, "%s/uevent", resolved);
+    int n = nmb__fs_read(&t->fs, path, buf, sizeof buf);
+    if (n < 0) {
+        if (n == -ENOENT) {
+            nmb__clear_error();
+            return 1;
+        }
+        return n; /* a uevent there but unreadable (a directory, too long): as any attribute */
+    }
+    memcpy(copy, buf, (size_t)n + 1);
+    const char *cls = uevent_value(buf, "PCI_CLASS");
+    const char *id = uevent_value(copy, "PCI_ID");
+    if (!cls || !id)
+        return 1;
+    unsigned long class_code = 0, vendor = 0, device = 0;
+    char vend[16], *colon = strchr(id, ':');
+    if (!colon || colon - id >= (long)sizeof vend)
+        return nmb__fail(-EINVAL, "%s: PCI_ID '%.32s' is not VENDOR:DEVICE", path, id);
+    memcpy(vend, id, (size_t)(colon - id));
+    vend[colon - id] = '\0';
+    int err;
+    if ((err = parse_uevent_hex(path, "PCI_CLASS", cls, 0xffffff, &class_code)) < 0 ||
+        (err = parse_uevent_hex(path, "PCI_ID vendor", vend, 0xffff, &vendor)) < 0 ||
+        (err = parse_uevent_hex(path, "PCI_ID device", colon + 1, 0xffff, &device)) < 0)
+        return err;
+    f->class_code = (unsigned)class_code;
+    f->vendor = (unsigned)vendor;
+    f->device = (unsigned)device;
+    return 0;
+}
+
+/* The function's NUMA node and (with_cpus) local CPUs, from the files in `dir`. */
+static int read_locality(nmb_topology_t *t, const char *dir, nmb_pci_function_t *f, int with_cpus)
 {
     char path[PATH_MAX], buf[8192];
     long v;
-    int err;
-
-    if ((err = read_attr_hex(&t->fs, resolved, "vendor", &f->vendor)) < 0 ||
-        (err = read_attr_hex(&t->fs, resolved, "device", &f->device)) < 0 ||
-        (err = read_attr_hex(&t->fs, resolved, "class", &f->class_code)) < 0)
-        return err;
-    f->is_bridge = (f->class_code >> 8) == 0x0604;
-
-    snprintf(path, sizeof path, "%s/numa_node", resolved);
-    err = nmb__fs_read_long(&t->fs, path, &v);
+    snprintf(path, sizeof path, "%s/numa_node", dir);
+    int err = nmb__fs_read_long(&t->fs, path, &v);
     if (err == -ENOENT)
         v = -1;
     else if (err < 0)
@@ -144,11 +205,13 @@ static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_func
     if (v > INT_MAX)
         return nmb__fail(-EINVAL, "%s%s: numa_node %ld is past any node number", t->fs.root, path, v);
     f->numa_node = v < 0 ? -1 : (int)v;
+    if (!with_cpus)
+        return 0;
 
-    snprintf(path, sizeof path, "%s/local_cpulist", resolved);
+    snprintf(path, sizeof path, "%s/local_cpulist", dir);
     err = nmb__fs_read_list(&t->fs, path, &f->local_cpus);
     if (err == -ENOENT) {
-        snprintf(path, sizeof path, "%s/local_cpus", resolved);
+        snprintf(path, sizeof path, "%s/local_cpus", dir);
         if (nmb__fs_read(&t->fs, path, buf, sizeof buf) >= 0 &&
             (err = nmb_bitmap_parse_mask(&f->local_cpus, buf)) < 0)
             return nmb__fail(err, "%s: '%.64s' is not a CPU mask", path, nmb__rstrip(buf));
@@ -157,6 +220,49 @@ static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_func
     }
     /* Some kernels keep offline CPUs in a device's list: only online ones can run anything. */
     nmb_bitmap_and(&f->local_cpus, &f->local_cpus, &t->online);
+    return 0;
+}
+
+int nmb__pci_read_locality(nmb_topology_t *t, int index, int with_cpus)
+{
+    if (index < 0 || index >= t->num_pci || !t->pci_unlocated || !t->pci_unlocated[index])
+        return 0;
+    int err = read_locality(t, t->pci[index].path, &t->pci[index], with_cpus);
+    if (err == 0)
+        t->pci_unlocated[index] = 0;
+    return err;
+}
+
+/* vendor, device, class, numa_node, local CPUs and link of the function whose
+ * directory is `resolved`. With NMB_TOPOLOGY_PLAN_ONLY no link, and the
+ * locality of GPUs only (RDMA NICs' is read when they are found). */
+static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f, unsigned flags,
+                           int *unlocated)
+{
+    char path[PATH_MAX], buf[8192];
+    long v;
+    int err = 1;
+
+    /* A capture (numabind gather) keeps the three files every numabind reads. */
+    if (!t->fs.record && (err = read_ids_from_uevent(t, resolved, f)) < 0)
+        return err;
+    if (err == 1 &&
+        ((err = read_attr_hex(&t->fs, resolved, "vendor", &f->vendor)) < 0 ||
+         (err = read_attr_hex(&t->fs, resolved, "device", &f->device)) < 0 ||
+         (err = read_attr_hex(&t->fs, resolved, "class", &f->class_code)) < 0))
+        return err;
+    f->is_bridge = (f->class_code >> 8) == 0x0604;
+    f->link_width = -1;
+    f->link_speed_gts = 0;
+    if (flags & NMB_TOPOLOGY_PLAN_ONLY) {
+        f->numa_node = -1;
+        if (!nmb__is_gpu_function(f)) {
+            *unlocated = 1; /* located later if an RDMA NIC turns out to be it */
+            return 0;
+        }
+    }
+    if ((err = read_locality(t, resolved, f, 1)) < 0 || (flags & NMB_TOPOLOGY_PLAN_ONLY))
+        return err;
 
     snprintf(path, sizeof path, "%s/max_link_width", resolved);
     err = nmb__fs_read_long(&t->fs, path, &v);
@@ -169,7 +275,7 @@ static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_func
     return 0;
 }
 
-int nmb__read_pci(nmb_topology_t *t)
+int nmb__read_pci(nmb_topology_t *t, unsigned flags)
 {
     char **names;
     int count = nmb__fs_list(&t->fs, PCI_DEVICES, &names), err = 0;
@@ -186,7 +292,7 @@ int nmb__read_pci(nmb_topology_t *t)
     }
     int kept = 0;
     for (int i = 0; i < count && err == 0; i++) {
-        err = read_function(t, names[i], &pend[kept]);
+        err = read_function(t, names[i], &pend[kept], flags);
         if (err == 0)
             kept++;
         else if (err == 1)
@@ -207,6 +313,14 @@ int nmb__read_pci(nmb_topology_t *t)
     }
     for (int i = 0; i < count; i++)
         t->pci[i] = pend[i].fn;
+    if (flags & NMB_TOPOLOGY_PLAN_ONLY) {
+        if (!(t->pci_unlocated = nmb__arena_alloc(&t->arena, (size_t)(count ? count : 1)))) {
+            err = -ENOMEM;
+            goto out;
+        }
+        for (int i = 0; i < count; i++)
+            t->pci_unlocated[i] = (unsigned char)pend[i].unlocated;
+    }
     for (int i = 0; i < count; i++) {
         nmb_pci_function_t *f = &t->pci[i];
         size_t bl = pend[i].bridge_len;

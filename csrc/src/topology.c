@@ -19,6 +19,7 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
     nmb_topology_t *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
+    t->flags = flags;
     if ((err = nmb__fs_init(&t->fs, fsroot, !!(flags & NMB_TOPOLOGY_RECORD_FILES))) < 0)
         goto fail;
     t->fsroot = nmb__arena_strdup(&t->arena, t->fs.root_len ? t->fs.root : "/");
@@ -27,7 +28,7 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
         goto fail;
     }
     if ((err = nmb__read_nodes_and_cpus(t)) < 0 || (err = nmb__read_allowed(t)) < 0 ||
-        (err = nmb__read_pci(t)) < 0 || (err = nmb__read_gpus(t, flags)) < 0 ||
+        (err = nmb__read_pci(t, flags)) < 0 || (err = nmb__read_gpus(t, flags)) < 0 ||
         (err = nmb__read_nics(t, flags)) < 0)
         goto fail;
     *out = t;

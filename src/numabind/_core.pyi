@@ -6,6 +6,7 @@ VERSION_STRING: str
 RECORD_FILES: int
 NO_NVML: int
 NVLINK: int
+PLAN_ONLY: int
 NO_VERBS: int
 ALL_GPUS: int
 ALLOWED_SOURCES: tuple[str, ...]

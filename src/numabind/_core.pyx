@@ -18,6 +18,7 @@ NO_NVML = c.NMB_TOPOLOGY_NO_NVML
 NO_VERBS = c.NMB_TOPOLOGY_NO_VERBS
 ALL_GPUS = c.NMB_TOPOLOGY_ALL_GPUS
 NVLINK = c.NMB_TOPOLOGY_NVLINK
+PLAN_ONLY = c.NMB_TOPOLOGY_PLAN_ONLY
 # Topology.allowed_source's values, by enum nmb_allowed_source.
 ALLOWED_SOURCES = tuple(c.nmb_allowed_source_name(v).decode() for v in (
     c.NMB_ALLOWED_KERNEL, c.NMB_ALLOWED_CGROUP, c.NMB_ALLOWED_AFFINITY, c.NMB_ALLOWED_ONLINE))

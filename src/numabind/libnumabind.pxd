@@ -34,6 +34,7 @@ cdef extern from "numabind/numabind.h" nogil:
         NMB_TOPOLOGY_NO_VERBS
         NMB_TOPOLOGY_ALL_GPUS
         NMB_TOPOLOGY_NVLINK
+        NMB_TOPOLOGY_PLAN_ONLY
 
     int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags)
     void nmb_topology_destroy(nmb_topology_t *topo)

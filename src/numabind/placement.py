@@ -275,7 +275,7 @@ def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem:
     against the topology. Raises :class:`numabind.PlacementError` when no
     placement fits or an override names what this node does not have.
     """
-    topo = topology if topology is not None else read_topology()
+    topo = topology if topology is not None else read_topology(plan_only=True)
     if rank is None and (gpu, cpus, mem_nodes, nic) != (None, None, None, None):
         raise ValueError("gpu, cpus, mem_nodes and nic are one rank's: name it with rank=")
     if rank is not None:
@@ -299,7 +299,7 @@ def _process_topology() -> Topology:
     with _pinned_lock:
         topo = _pinned_topology.get(key)
         if topo is None:
-            topo = _pinned_topology[key] = read_topology()
+            topo = _pinned_topology[key] = read_topology(plan_only=True)
         return topo
 
 

@@ -398,15 +398,21 @@ class Topology(Record, fields=(
 
 
 def topology(fsroot: str | os.PathLike[str] | None = None, *, nvml: bool = True,
-             verbs: bool = True, nvlink: bool = False) -> Topology:
+             verbs: bool = True, nvlink: bool = False, plan_only: bool = False) -> Topology:
     """Reads the machine's topology.
 
     ``fsroot`` stands in for ``/`` (default: ``$NUMABIND_FSROOT``, else the live
     host); under a root other than ``/`` NVML and libibverbs are not consulted.
     ``nvlink`` asks NVML which GPUs NVLink joins (:meth:`Topology.gpu_link`;
     NVML's start-up costs tens of milliseconds, so it is off by default).
+    ``plan_only`` reads only what a plan reads (about half the files on an
+    8-GPU node): ``Cpu.core_id`` is -1, PCI links are None, and only GPUs
+    and RDMA NICs have a ``numa_node`` and ``local_cpus``. Plans made from it
+    are the same; :func:`numabind.pin_rank` and :func:`numabind.plan` read
+    this way when not given a topology.
     Raises :class:`numabind.TopologyError` (``EnvironmentValueError`` when
     ``CUDA_VISIBLE_DEVICES`` names no GPU).
     """
-    flags = (0 if nvml else _core.NO_NVML) | (0 if verbs else _core.NO_VERBS) | (_core.NVLINK if nvlink else 0)
+    flags = ((0 if nvml else _core.NO_NVML) | (0 if verbs else _core.NO_VERBS) | (_core.NVLINK if nvlink else 0)
+             | (_core.PLAN_ONLY if plan_only else 0))
     return Topology._from_handle(_core.TopologyHandle(None if fsroot is None else os.fspath(fsroot), flags))

@@ -44,6 +44,14 @@ enum {
     /* On the live host, ask NVML which GPUs NVLink joins (nmb_topology_gpu_link):
      * nvmlInit costs tens of milliseconds, so only `numabind show` asks. */
     NMB_TOPOLOGY_NVLINK = 1u << 4,
+    /* Read only what a plan reads (pin_rank and the numabind command's
+     * plan, env and exec do): no core_id (-1), no PCI link (link_width -1,
+     * link_speed_gts 0), numa_node only for GPUs and RDMA NICs and
+     * local_cpus only for GPUs (-1 / empty for every other function and
+     * host bridge), no NIC port phys_state (0) and no netdev of a PCI NIC
+     * (NULL). Plans are the same as from a full read; what `numabind show`
+     * prints is not. */
+    NMB_TOPOLOGY_PLAN_ONLY = 1u << 5,
 };
 
 /* Reads the machine. Returns 0 and a handle to free with
