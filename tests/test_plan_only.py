@@ -206,5 +206,12 @@ def test_pin_rank_plans_from_a_plan_only_read(tree, monkeypatch):
     monkeypatch.setattr(placement, "_pinned_topology", {})
     got = numabind.pin_rank(5, dry_run=True)
     (topo,) = placement._pinned_topology.values()
+    # Its records were never made: pin_rank planned from the handle alone.
+    with pytest.raises(AttributeError):
+        object.__getattribute__(topo, "cpus")
+    # Made on first use, they are the plan-only read's.
     assert all(c.core_id == -1 for c in topo.cpus)
+    eager = numabind.topology(root, plan_only=True)
+    assert all(getattr(topo, n) == getattr(eager, n) for n in type(topo)._fields if n not in ("_handle", "fsroot"))
+    assert repr(topo) == repr(eager).replace(eager.fsroot, topo.fsroot)
     assert got == numabind.pin_rank(5, dry_run=True, topology=numabind.topology(root))

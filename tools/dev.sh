@@ -22,6 +22,7 @@ APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-dev p
 TEST_APT_PACKAGES=(openmpi-bin mpich slurmctld slurmd slurm-client munge)
 TEST_APT_PACKAGES+=(chromium fonts-dejavu-core)   # tests/test_svg.py lays drawings out in headless Chromium
 TEST_APT_PACKAGES+=(locales)   # tests/test_reliability.py builds de_DE with localedef (decimal comma)
+TEST_APT_PACKAGES+=(strace)    # tests/test_parallel_read.py sees the CPU thread start
 # torchrun and torch.distributed (tests/test_launchers.py, tests/test_audit.py):
 # the CPU build where pip finds one for this version, else PyPI's.
 TORCH=${NUMABIND_TORCH:-torch==2.13.0}

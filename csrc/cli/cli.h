@@ -117,5 +117,12 @@ int cmd_exec(const cli_options_t *o, buf_t *out, buf_t *err);
 void cli_restore_signals(void);
 /* main.c: writes `b` to fd, all of it; 0 or an errno. */
 int cli_write_all(int fd, const buf_t *b);
+/* Runs `file` as execvp finds it on PATH ("/bin:/usr/bin" without one; an
+ * empty entry is the current directory),
+ * argv[0] as given, or with argv0_path each candidate's full path (what
+ * the hand-over gives Python). Returns only when nothing ran: the first
+ * error other than ENOENT and ENOTDIR met on the way, else the last, as
+ * Python's os.execvp reports it. */
+int cli_execvp(const char *file, char **argv, int argv0_path);
 
 #endif /* NMB_CLI_H */

@@ -210,44 +210,6 @@ int cmd_env(const cli_options_t *o, buf_t *out, buf_t *err)
     return rc;
 }
 
-/* os.execvp: the command as given when it holds a '/', else each PATH entry
- * ('' is the current directory); the first error other than ENOENT/ENOTDIR
- * wins, else the last. Returns that errno. */
-static int execvp_like_python(char **argv)
-{
-    const char *file = argv[0];
-    if (strchr(file, '/')) {
-        execv(file, argv);
-        return errno;
-    }
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/bin:/usr/bin";
-    int saved = 0, last = ENOENT;
-    size_t fl = strlen(file);
-    for (const char *p = path;; p++) {
-        const char *end = strchr(p, ':');
-        size_t dl = end ? (size_t)(end - p) : strlen(p);
-        char *full = malloc(dl + fl + 2);
-        if (!full)
-            return ENOMEM;
-        memcpy(full, p, dl);
-        size_t k = dl;
-        if (dl && full[dl - 1] != '/')
-            full[k++] = '/';
-        memcpy(full + k, file, fl + 1);
-        execv(full, argv);
-        last = errno;
-        if (last != ENOENT && last != ENOTDIR && !saved)
-            saved = last;
-        free(full);
-        if (!end)
-            break;
-        p = end;
-    }
-    return saved ? saved : last;
-}
-
 int cmd_exec(const cli_options_t *o, buf_t *out, buf_t *err)
 {
     if (!o->num_command) {
@@ -321,7 +283,7 @@ int cmd_exec(const cli_options_t *o, buf_t *out, buf_t *err)
     err->len = 0;
     pinned_free(&p);
     cli_restore_signals();
-    int e = execvp_like_python(o->command);
+    int e = cli_execvp(o->command[0], o->command, 0);
     buf_puts(err, "numabind exec: cannot run ");
     buf_t name = {0};
     buf_puts(&name, "");

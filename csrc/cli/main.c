@@ -74,34 +74,42 @@ static void try_exec(const char *python, char **argv)
     execv(python, argv);
 }
 
-/* execvp's PATH walk for one interpreter name; returns when none ran. */
-static void try_path(const char *name, char **argv)
+int cli_execvp(const char *file, char **argv, int argv0_path)
 {
-    if (strchr(name, '/')) {
-        try_exec(name, argv);
-        return;
+    if (strchr(file, '/')) {
+        if (argv0_path)
+            argv[0] = (char *)file;
+        execv(file, argv);
+        return errno;
     }
     const char *path = getenv("PATH");
     if (!path)
         path = "/bin:/usr/bin";
-    size_t nl = strlen(name);
+    int first = 0, last = ENOENT;
+    size_t fl = strlen(file);
     for (const char *p = path;; p++) {
         const char *end = strchr(p, ':');
         size_t dl = end ? (size_t)(end - p) : strlen(p);
-        char *full = malloc(dl + nl + 2);
-        if (full) {
-            memcpy(full, p, dl);
-            size_t k = dl;
-            if (dl && full[dl - 1] != '/')
-                full[k++] = '/';
-            memcpy(full + k, name, nl + 1);
-            try_exec(full, argv);
-            free(full);
-        }
+        char *full = malloc(dl + fl + 2);
+        if (!full)
+            return ENOMEM;
+        memcpy(full, p, dl);
+        size_t k = dl;
+        if (dl && full[dl - 1] != '/')
+            full[k++] = '/';
+        memcpy(full + k, file, fl + 1);
+        if (argv0_path)
+            argv[0] = full;
+        execv(full, argv);
+        last = errno;
+        if (last != ENOENT && last != ENOTDIR && !first)
+            first = last;
+        free(full);
         if (!end)
             break;
         p = end;
     }
+    return first ? first : last;
 }
 
 static _Noreturn void handover(int argc, char **argv)
@@ -129,8 +137,7 @@ static _Noreturn void handover(int argc, char **argv)
     const char *forced = getenv("NUMABIND_PYTHON");
     int err;
     if (forced && *forced) {
-        try_path(forced, nargv);
-        err = errno;
+        err = cli_execvp(forced, nargv, 1);
     } else {
         char self[PATH_MAX];
         ssize_t n = readlink("/proc/self/exe", self, sizeof self - 16);
@@ -144,9 +151,8 @@ static _Noreturn void handover(int argc, char **argv)
                 try_exec(self, nargv);
             }
         }
-        try_path(NMB_CLI_PYTHON, nargv);
-        try_path("python3", nargv);
-        err = errno;
+        cli_execvp(NMB_CLI_PYTHON, nargv, 1);
+        err = cli_execvp("python3", nargv, 1);
     }
     if (g_sigint_handled)
         sigaction(SIGINT, &g_sigint_old, NULL);

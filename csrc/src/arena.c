@@ -29,6 +29,18 @@ char *nmb__arena_strdup(nmb_arena_t *arena, const char *s)
     return p;
 }
 
+void nmb__arena_take(nmb_arena_t *into, nmb_arena_t *from)
+{
+    struct nmb_arena_block *tail = from->head;
+    if (!tail)
+        return;
+    while (tail->next)
+        tail = tail->next;
+    tail->next = into->head;
+    into->head = from->head;
+    from->head = NULL;
+}
+
 void nmb__arena_free(nmb_arena_t *arena)
 {
     struct nmb_arena_block *b = arena->head;

@@ -201,27 +201,13 @@ static int refuse_irregular(const nmb_fs_t *fs, const char *path, mode_t mode)
     return nmb__fail(err, "%s%s is %s, not a file", fs->root, path, kind_of(mode));
 }
 
-int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
+/* The rest of a read once `fd` is open: under a root the open file is
+ * looked at first (anything but a regular file refused); then its bytes,
+ * NUL-terminated. Closes fd. */
+static int read_open_file(nmb_fs_t *fs, int fd, const char *path, char *buf, size_t len)
 {
-    int fd, err = 0;
+    int err = 0;
     size_t used = 0, size = 0;
-    record(fs, path);
-    /* Opened non-blocking, so a FIFO's open returns at once instead of
-     * waiting for a writer (O_NONBLOCK changes nothing for a regular file).
-     * Under a root (a capture, anyone's tree) the open file is then looked
-     * at, and anything but a regular file is refused before a byte is read:
-     * an fstat, which walks no path, where a stat before the open would walk
-     * each of a read's ~1000 paths twice. The live host's sysfs and procfs
-     * hold no FIFO, socket or device: there nothing more is asked. Opened
-     * relative to the root's (or an entered directory's) descriptor. */
-    fd = open_below(fs, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        err = fd;
-        struct stat st; /* a socket cannot be opened (ENXIO): say what stands there */
-        if (!nmb__fs_live(fs) && stat_below(fs, path, &st) == 0 && !S_ISREG(st.st_mode))
-            return refuse_irregular(fs, path, st.st_mode);
-        return failed(err, path);
-    }
     if (!nmb__fs_live(fs)) {
         struct stat st;
         if (fstat(fd, &st) < 0 || (err = refuse_irregular(fs, path, st.st_mode)) < 0) {
@@ -267,6 +253,28 @@ int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
     close(fd);
     buf[used] = '\0';
     return (int)used;
+}
+
+int nmb__fs_read(nmb_fs_t *fs, const char *path, char *buf, size_t len)
+{
+    int fd;
+    record(fs, path);
+    /* Opened non-blocking, so a FIFO's open returns at once instead of
+     * waiting for a writer (O_NONBLOCK changes nothing for a regular file).
+     * Under a root (a capture, anyone's tree) the open file is then looked
+     * at, and anything but a regular file is refused before a byte is read:
+     * an fstat, which walks no path, where a stat before the open would walk
+     * each of a read's ~1000 paths twice. The live host's sysfs and procfs
+     * hold no FIFO, socket or device: there nothing more is asked. Opened
+     * relative to the root's (or an entered directory's) descriptor. */
+    fd = open_below(fs, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        struct stat st; /* a socket cannot be opened (ENXIO): say what stands there */
+        if (!nmb__fs_live(fs) && stat_below(fs, path, &st) == 0 && !S_ISREG(st.st_mode))
+            return refuse_irregular(fs, path, st.st_mode);
+        return failed(fd, path);
+    }
+    return read_open_file(fs, fd, path, buf, len);
 }
 
 char *nmb__rstrip(char *s)
@@ -520,6 +528,62 @@ int nmb__fs_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, int *
 int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
 {
     return nmb__fs_resolve(fs, path, out, len, NULL);
+}
+
+int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, char *out, size_t len, const char *name, char *buf,
+                         size_t buflen)
+{
+#ifdef SYS_openat2
+    /* The fast form: the link's target joined as text, then one openat2 of
+     * the file in it that refuses, as the directory's own would, any
+     * component that is a link or leads out of the root. */
+    const char *slash = strrchr(link, '/');
+    size_t dlen = slash ? (size_t)(slash - link) : 0;
+    char target[PATH_MAX], joined[PATH_MAX], file[PATH_MAX];
+    if (!fs->record && !fs->no_openat2 && dlen && fs->root_len + strlen(link) < PATH_MAX &&
+        fs->verified_len == dlen && memcmp(fs->verified, link, dlen) == 0) {
+        const char *rel;
+        int base = base_of(fs, link, &rel);
+        ssize_t n = readlinkat(base, rel, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            size_t jlen;
+            if (target[0] != '/' && join_lexically(link, dlen, target, joined, sizeof joined) == 0 &&
+                (jlen = strlen(joined)) < len &&
+                (size_t)snprintf(file, sizeof file, "%s/%s", joined, name) < sizeof file &&
+                fs->root_len + strlen(file) < PATH_MAX) {
+                struct open_how how = {0};
+                how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+                how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (fs->root_fd >= 0 ? RESOLVE_BENEATH : 0);
+                const char *frel = file;
+                int fbase = AT_FDCWD;
+                if (fs->root_fd >= 0) {
+                    while (*frel == '/')
+                        frel++;
+                    fbase = fs->root_fd;
+                }
+                long fd = syscall(SYS_openat2, fbase, frel, &how, sizeof how);
+                if (fd >= 0) {
+                    memcpy(out, joined, jlen + 1);
+                    memcpy(fs->resolved, joined, jlen + 1);
+                    fs->resolved_len = jlen;
+                    return read_open_file(fs, (int)fd, file, buf, buflen);
+                }
+                if (errno == ENOSYS || errno == EPERM || errno == E2BIG)
+                    fs->no_openat2 = 1;
+            }
+        }
+    }
+#endif
+    /* Anything else (the file missing, a link on the way, no openat2, a
+     * capture recording its paths) as two steps, with their own errors. */
+    char path[PATH_MAX];
+    int err = nmb__fs_resolve(fs, link, out, len, NULL);
+    if (err < 0)
+        return err;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", out, name) >= sizeof path)
+        return -ENAMETOOLONG;
+    return nmb__fs_read(fs, path, buf, buflen);
 }
 
 static int cmp_names(const void *a, const void *b)

@@ -31,6 +31,8 @@ typedef struct nmb_arena {
 NMB_HIDDEN void *nmb__arena_alloc(nmb_arena_t *arena, size_t size);   /* zeroed */
 NMB_HIDDEN char *nmb__arena_strdup(nmb_arena_t *arena, const char *s);
 NMB_HIDDEN void nmb__arena_free(nmb_arena_t *arena);
+/* Moves every block of `from` into `into` (from is left empty). */
+NMB_HIDDEN void nmb__arena_take(nmb_arena_t *into, nmb_arena_t *from);
 
 /* ---- files below the root (fs.c) ---- */
 
@@ -91,6 +93,12 @@ NMB_HIDDEN int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_
  * (links further down, absolute targets, no openat2) goes through
  * realpath(), with the same results and errors. */
 NMB_HIDDEN int nmb__fs_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, int *dir_fd);
+/* nmb__fs_resolve of `link` into out, then nmb__fs_read of file `name` in
+ * it, where it can in one openat2 (the directory's own is not needed):
+ * the file's length, or the error of whichever step failed, as the two
+ * calls give it. The link's directory must have been resolved before. */
+NMB_HIDDEN int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, char *out, size_t len, const char *name,
+                                    char *buf, size_t buflen);
 /* Paths below directory `path` are opened relative to `fd` (taken over;
  * -1: `path` is opened here) until nmb__fs_leave or the next enter. Only
  * cuts the kernel's path walk: what is read, and every error, is unchanged. */
@@ -209,7 +217,12 @@ struct nmb_topology {
     nmb_nic_t *nics;
 };
 
-NMB_HIDDEN int nmb__read_nodes_and_cpus(nmb_topology_t *t);
+/* The online CPUs and the NUMA nodes; then (nmb__read_cpus) every online
+ * CPU's package, die, core and L3, which reads nothing but cpu/cpuN and
+ * sets only the cpus, cores and l3 arrays (so it may run in a thread of
+ * its own while the rest is read: topology.c). */
+NMB_HIDDEN int nmb__read_nodes(nmb_topology_t *t);
+NMB_HIDDEN int nmb__read_cpus(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_allowed(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_pci(nmb_topology_t *t, unsigned flags);
 /* Reads numa_node (and with_cpus its local CPUs) of PCI function `index`

@@ -19,45 +19,55 @@ typedef struct {
     char busId[32];
 } nvmlPciInfo_t;
 
-int nmb__nvml_uuids(void (*fn)(void *ctx, const char *address, const char *uuid), void *ctx)
+/* NVML's entry points, loaded once per use: NULL where the library or a
+ * symbol is missing. */
+struct nvml {
+    void *lib;
+    nvmlReturn_t (*shutdown)(void);
+    nvmlReturn_t (*count)(unsigned *);
+    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *);
+    nvmlReturn_t (*pci)(nvmlDevice_t, nvmlPciInfo_t *);
+    nvmlReturn_t (*uuid)(nvmlDevice_t, char *, unsigned);
+    nvmlReturn_t (*link_state)(nvmlDevice_t, unsigned, int *);
+    nvmlReturn_t (*link_remote)(nvmlDevice_t, unsigned, nvmlPciInfo_t *);
+    /* absent from drivers before 450 or so: then every remote end is looked up as a GPU */
+    nvmlReturn_t (*link_remote_type)(nvmlDevice_t, unsigned, int *);
+};
+
+#define NVML_SYM(n, field, name) (*(void **)&(n)->field = dlsym((n)->lib, name))
+
+/* Loads libnvidia-ml and starts it: 0, or -ENOENT (no driver library, a
+ * symbol missing, nvmlInit failing) with nothing left loaded. */
+static int nvml_open(struct nvml *n)
 {
-    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
+    memset(n, 0, sizeof *n);
+    if (!(n->lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL)))
         return -ENOENT;
-    nvmlReturn_t (*init)(void) = (nvmlReturn_t(*)(void))dlsym(lib, "nvmlInit_v2");
-    nvmlReturn_t (*shutdown)(void) = (nvmlReturn_t(*)(void))dlsym(lib, "nvmlShutdown");
-    nvmlReturn_t (*count)(unsigned *) = (nvmlReturn_t(*)(unsigned *))dlsym(lib, "nvmlDeviceGetCount_v2");
-    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) =
-        (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(lib, "nvmlDeviceGetHandleByIndex_v2");
-    nvmlReturn_t (*pci)(nvmlDevice_t, nvmlPciInfo_t *) =
-        (nvmlReturn_t(*)(nvmlDevice_t, nvmlPciInfo_t *))dlsym(lib, "nvmlDeviceGetPciInfo_v3");
-    nvmlReturn_t (*uuid)(nvmlDevice_t, char *, unsigned) =
-        (nvmlReturn_t(*)(nvmlDevice_t, char *, unsigned))dlsym(lib, "nvmlDeviceGetUUID");
-    int found = -ENOENT;
-    if (!init || !shutdown || !count || !by_index || !pci || !uuid || init() != 0)
-        goto out;
-    unsigned n = 0;
-    if (count(&n) == 0) {
-        found = 0;
-        for (unsigned i = 0; i < n; i++) {
-            nvmlDevice_t dev;
-            nvmlPciInfo_t info;
-            char id[96];
-            memset(&info, 0, sizeof info);
-            if (by_index(i, &dev) != 0 || pci(dev, &info) != 0 || uuid(dev, id, sizeof id) != 0)
-                continue;
-            /* NVML writes "00000000:1B:00.0"; sysfs "0000:1b:00.0". */
-            char address[32];
-            snprintf(address, sizeof address, "%04x:%02x:%02x.%x", info.domain, info.bus, info.device,
-                     (unsigned)(strrchr(info.busId, '.') ? strtoul(strrchr(info.busId, '.') + 1, NULL, 16) : 0));
-            fn(ctx, address, id);
-            found++;
-        }
+    nvmlReturn_t (*init)(void);
+    *(void **)&init = dlsym(n->lib, "nvmlInit_v2");
+    NVML_SYM(n, shutdown, "nvmlShutdown");
+    NVML_SYM(n, count, "nvmlDeviceGetCount_v2");
+    NVML_SYM(n, by_index, "nvmlDeviceGetHandleByIndex_v2");
+    NVML_SYM(n, pci, "nvmlDeviceGetPciInfo_v3");
+    NVML_SYM(n, uuid, "nvmlDeviceGetUUID");
+    NVML_SYM(n, link_state, "nvmlDeviceGetNvLinkState");
+    NVML_SYM(n, link_remote, "nvmlDeviceGetNvLinkRemotePciInfo_v2");
+    NVML_SYM(n, link_remote_type, "nvmlDeviceGetNvLinkRemoteDeviceType");
+    if (!init || !n->shutdown || !n->count || !n->by_index || !n->pci || init() != 0) {
+        dlclose(n->lib);
+        n->lib = NULL;
+        return -ENOENT;
     }
-    shutdown();
-out:
-    dlclose(lib);
-    return found;
+    return 0;
+}
+
+static void nvml_close(struct nvml *n)
+{
+    if (!n->lib)
+        return;
+    n->shutdown();
+    dlclose(n->lib);
+    n->lib = NULL;
 }
 
 /* "00000000:1B:00.0" (NVML) as "0000:1b:00.0" (sysfs). */
@@ -68,52 +78,67 @@ static void sysfs_address(const nvmlPciInfo_t *info, char *out, size_t len)
              (unsigned)(dot ? strtoul(dot + 1, NULL, 16) : 0));
 }
 
+/* GPU i's handle and sysfs address: 0, or -1 where NVML has none. */
+static int nvml_device(const struct nvml *n, unsigned i, nvmlDevice_t *dev, char *address, size_t len)
+{
+    nvmlPciInfo_t info;
+    memset(&info, 0, sizeof info);
+    if (n->by_index(i, dev) != 0 || n->pci(*dev, &info) != 0)
+        return -1;
+    sysfs_address(&info, address, len);
+    return 0;
+}
+
+int nmb__nvml_uuids(void (*fn)(void *ctx, const char *address, const char *uuid), void *ctx)
+{
+    struct nvml n;
+    unsigned count = 0;
+    if (nvml_open(&n) < 0)
+        return -ENOENT;
+    int found = -ENOENT;
+    if (n.uuid && n.count(&count) == 0) {
+        found = 0;
+        for (unsigned i = 0; i < count; i++) {
+            nvmlDevice_t dev;
+            char address[32], id[96];
+            if (nvml_device(&n, i, &dev, address, sizeof address) < 0 || n.uuid(dev, id, sizeof id) != 0)
+                continue;
+            fn(ctx, address, id);
+            found++;
+        }
+    }
+    nvml_close(&n);
+    return found;
+}
+
 #define NVML_NVLINK_MAX_LINKS 18
 #define NVML_NVLINK_DEVICE_TYPE_GPU 0
 #define NVML_NVLINK_DEVICE_TYPE_SWITCH 2
 
 int nmb__nvml_links(void (*fn)(void *ctx, const char *address, const char *remote), void *ctx)
 {
-    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
+    struct nvml n;
+    unsigned count = 0;
+    if (nvml_open(&n) < 0)
         return -ENOENT;
-    nvmlReturn_t (*init)(void) = (nvmlReturn_t(*)(void))dlsym(lib, "nvmlInit_v2");
-    nvmlReturn_t (*shutdown)(void) = (nvmlReturn_t(*)(void))dlsym(lib, "nvmlShutdown");
-    nvmlReturn_t (*count)(unsigned *) = (nvmlReturn_t(*)(unsigned *))dlsym(lib, "nvmlDeviceGetCount_v2");
-    nvmlReturn_t (*by_index)(unsigned, nvmlDevice_t *) =
-        (nvmlReturn_t(*)(unsigned, nvmlDevice_t *))dlsym(lib, "nvmlDeviceGetHandleByIndex_v2");
-    nvmlReturn_t (*pci)(nvmlDevice_t, nvmlPciInfo_t *) =
-        (nvmlReturn_t(*)(nvmlDevice_t, nvmlPciInfo_t *))dlsym(lib, "nvmlDeviceGetPciInfo_v3");
-    nvmlReturn_t (*state)(nvmlDevice_t, unsigned, int *) =
-        (nvmlReturn_t(*)(nvmlDevice_t, unsigned, int *))dlsym(lib, "nvmlDeviceGetNvLinkState");
-    nvmlReturn_t (*remote)(nvmlDevice_t, unsigned, nvmlPciInfo_t *) =
-        (nvmlReturn_t(*)(nvmlDevice_t, unsigned, nvmlPciInfo_t *))dlsym(lib, "nvmlDeviceGetNvLinkRemotePciInfo_v2");
-    /* absent from drivers before 450 or so: then every remote end is looked up as a GPU */
-    nvmlReturn_t (*remote_type)(nvmlDevice_t, unsigned, int *) =
-        (nvmlReturn_t(*)(nvmlDevice_t, unsigned, int *))dlsym(lib, "nvmlDeviceGetNvLinkRemoteDeviceType");
     int found = -ENOENT;
-    if (!init || !shutdown || !count || !by_index || !pci || !state || !remote || init() != 0)
-        goto out;
-    unsigned n = 0;
-    if (count(&n) == 0) {
+    if (n.link_state && n.link_remote && n.count(&count) == 0) {
         found = 0;
-        for (unsigned i = 0; i < n; i++) {
+        for (unsigned i = 0; i < count; i++) {
             nvmlDevice_t dev;
-            nvmlPciInfo_t info;
             char address[32], other[32];
-            memset(&info, 0, sizeof info);
-            if (by_index(i, &dev) != 0 || pci(dev, &info) != 0)
+            if (nvml_device(&n, i, &dev, address, sizeof address) < 0)
                 continue;
-            sysfs_address(&info, address, sizeof address);
             for (unsigned link = 0; link < NVML_NVLINK_MAX_LINKS; link++) {
                 int active = 0, type = NVML_NVLINK_DEVICE_TYPE_GPU;
                 nvmlPciInfo_t far;
                 memset(&far, 0, sizeof far);
-                if (state(dev, link, &active) != 0 || !active)
+                if (n.link_state(dev, link, &active) != 0 || !active)
                     continue; /* NOT_SUPPORTED past the GPU's last link, or a link down */
-                if (remote_type && remote_type(dev, link, &type) == 0 && type == NVML_NVLINK_DEVICE_TYPE_SWITCH) {
+                if (n.link_remote_type && n.link_remote_type(dev, link, &type) == 0 &&
+                    type == NVML_NVLINK_DEVICE_TYPE_SWITCH) {
                     fn(ctx, address, NULL);
-                } else if (remote(dev, link, &far) == 0) {
+                } else if (n.link_remote(dev, link, &far) == 0) {
                     sysfs_address(&far, other, sizeof other);
                     fn(ctx, address, other);
                 }
@@ -121,8 +146,6 @@ int nmb__nvml_links(void (*fn)(void *ctx, const char *address, const char *remot
             }
         }
     }
-    shutdown();
-out:
-    dlclose(lib);
+    nvml_close(&n);
     return found;
 }

@@ -84,8 +84,16 @@ static int read_attr_hex(nmb_fs_t *fs, const char *dir, const char *name, unsign
     return 0;
 }
 
+/* A uevent read with the function's link (nmb__fs_resolve_read): its
+ * length or error, and its text; NOT_READ where it was not read so. */
+#define NOT_READ (-ENOSYS)
+typedef struct uevent_text {
+    int n;
+    char text[1024];
+} uevent_text_t;
+
 static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f, unsigned flags,
-                           int *unlocated);
+                           int *unlocated, const uevent_text_t *uevent);
 
 static int read_function(nmb_topology_t *t, const char *name, pending_t *p, unsigned flags)
 {
@@ -98,8 +106,19 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p, unsi
     /* One readlink and one openat2 where the link leads straight to a path
      * without links (as sysfs's do); its descriptor then opens the
      * attributes below, each walking one component. */
-    int dir_fd;
-    if ((err = nmb__fs_resolve(&t->fs, link, resolved, sizeof resolved, &dir_fd)) < 0) {
+    int dir_fd = -1;
+    uevent_text_t uevent = {NOT_READ, ""};
+    if (flags & NMB_TOPOLOGY_PLAN_ONLY) {
+        /* Only the uevent is read of most functions: opened with the
+         * link's own check, no directory descriptor. */
+        resolved[0] = '\0';
+        uevent.n = nmb__fs_resolve_read(&t->fs, link, resolved, sizeof resolved, "uevent", uevent.text,
+                                        sizeof uevent.text);
+        err = resolved[0] ? 0 : uevent.n;
+    } else {
+        err = nmb__fs_resolve(&t->fs, link, resolved, sizeof resolved, &dir_fd);
+    }
+    if (err < 0) {
         if (err == -ENOENT)
             return 1; /* removed between listing and reading (an SR-IOV VF going away): skip it */
         if (err == -EXDEV)
@@ -115,7 +134,7 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p, unsi
     }
     if (dir_fd >= 0)
         nmb__fs_enter(&t->fs, resolved, dir_fd);
-    err = read_attributes(t, resolved, f, flags, &p->unlocated);
+    err = read_attributes(t, resolved, f, flags, &p->unlocated, &uevent);
     nmb__fs_leave(&t->fs);
     return err;
 }
@@ -154,11 +173,19 @@ static int parse_uevent_hex(const char *path, const char *key, const char *text,
  * ("PCI_CLASS=30200", "PCI_ID=10DE:2330", as every kernel since 2.6.x
  * prints them). 1 when there is no uevent or it lacks either line (a
  * capture of the attribute files only): then the three files are read. */
-static int read_ids_from_uevent(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f)
+static int read_ids_from_uevent(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f,
+                                const uevent_text_t *read)
 {
     char path[PATH_MAX], buf[1024], copy[1024];
     snprintf(path, sizeof path, "%s/uevent", resolved);
-    int n = nmb__fs_read(&t->fs, path, buf, sizeof buf);
+    int n;
+    if (read->n == NOT_READ) {
+        n = nmb__fs_read(&t->fs, path, buf, sizeof buf);
+    } else {
+        n = read->n;
+        if (n >= 0)
+            memcpy(buf, read->text, (size_t)n + 1);
+    }
     if (n < 0) {
         if (n == -ENOENT) {
             nmb__clear_error();
@@ -237,14 +264,14 @@ int nmb__pci_read_locality(nmb_topology_t *t, int index, int with_cpus)
  * directory is `resolved`. With NMB_TOPOLOGY_PLAN_ONLY no link, and the
  * locality of GPUs only (RDMA NICs' is read when they are found). */
 static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f, unsigned flags,
-                           int *unlocated)
+                           int *unlocated, const uevent_text_t *uevent)
 {
     char path[PATH_MAX], buf[8192];
     long v;
     int err = 1;
 
     /* A capture (numabind gather) keeps the three files every numabind reads. */
-    if (!t->fs.record && (err = read_ids_from_uevent(t, resolved, f)) < 0)
+    if (!t->fs.record && (err = read_ids_from_uevent(t, resolved, f, uevent)) < 0)
         return err;
     if (err == 1 &&
         ((err = read_attr_hex(&t->fs, resolved, "vendor", &f->vendor)) < 0 ||

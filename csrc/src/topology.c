@@ -1,8 +1,116 @@
 /* Creating and destroying a topology, and its accessors. */
+#define _GNU_SOURCE 1
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+/* The per-CPU files (a core's sibling list, and more on older kernels: 112
+ * files on a DGX H100) are a third of a read, and nothing else read needs
+ * them. On a machine with many CPUs a thread of its own reads them while
+ * the calling thread reads the allowed sets, the PCI tree, the GPUs and
+ * the NICs. The thread works on a copy of the topology with its own
+ * directory state and arena (whose blocks join the topology's after) and
+ * every signal blocked; the calling thread waits for it on every path.
+ * Errors come out as a sequential read gives them: the CPUs' first. Not
+ * when recording files (a capture keeps the sequential order), on small
+ * machines (the thread would cost more than it saves), for a process bound
+ * to one CPU, with NUMABIND_ONE_THREAD set, or where no thread can start:
+ * then the CPUs are read here, as before. */
+#define CPU_THREAD_MIN_CPUS 32
+
+struct cpu_job {
+    nmb_topology_t copy;
+    pthread_t thread;
+    int err;
+    char detail[1024];
+};
+
+static void *cpu_job_run(void *arg)
+{
+    struct cpu_job *job = arg;
+    job->err = nmb__read_cpus(&job->copy);
+    if (job->err < 0) {
+        nmb__fs_describe(&job->copy.fs, job->err);
+        snprintf(job->detail, sizeof job->detail, "%s", nmb_last_error());
+    }
+    nmb__fs_leave(&job->copy.fs);
+    return NULL;
+}
+
+/* The job reading the CPUs in a thread, or NULL where they are to be read
+ * by the caller. */
+static struct cpu_job *cpu_job_start(nmb_topology_t *t)
+{
+    if (t->fs.record || nmb_bitmap_count(&t->online) < CPU_THREAD_MIN_CPUS || getenv("NUMABIND_ONE_THREAD"))
+        return NULL;
+    struct cpu_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->copy = *t;
+    job->copy.arena.head = NULL;
+    /* The root's descriptor is shared (only ever opened from); a directory
+     * entered here is not. */
+    job->copy.fs.at_fd = -1;
+    job->copy.fs.at_len = 0;
+    job->copy.fs.at_path[0] = '\0';
+    /* On another CPU than this thread's: left to itself the scheduler may
+     * queue the new thread behind this one (seen on a 2-CPU VM: the two
+     * then take turns and nothing is saved). A process bound to one CPU
+     * reads in order. */
+    cpu_set_t mine;
+    pthread_attr_t attr;
+    int here = sched_getcpu();
+    if (here < 0 || here >= CPU_SETSIZE || sched_getaffinity(0, sizeof mine, &mine) < 0 || !CPU_ISSET(here, &mine) ||
+        CPU_COUNT(&mine) < 2) {
+        free(job);
+        return NULL;
+    }
+    CPU_CLR(here, &mine);
+    if (pthread_attr_init(&attr) != 0) {
+        free(job);
+        return NULL;
+    }
+    pthread_attr_setaffinity_np(&attr, sizeof mine, &mine);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&job->thread, &attr, cpu_job_run, job);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(job);
+        return NULL;
+    }
+    return job;
+}
+
+/* Waits for the job and takes what it read; its error before `err`. */
+static int cpu_job_finish(nmb_topology_t *t, struct cpu_job *job, int err)
+{
+    pthread_join(job->thread, NULL);
+    nmb__arena_take(&t->arena, &job->copy.arena);
+    if (job->err < 0) {
+        if (job->detail[0])
+            nmb__fail(job->err, "%s", job->detail);
+        else
+            nmb__clear_error();
+        err = job->err;
+    } else {
+        t->num_cpus = job->copy.num_cpus;
+        t->cpus = job->copy.cpus;
+        t->num_cores = job->copy.num_cores;
+        t->cores = job->copy.cores;
+        t->num_l3 = job->copy.num_l3;
+        t->l3 = job->copy.l3;
+    }
+    free(job);
+    return err;
+}
 
 int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags)
 {
@@ -27,9 +135,21 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
         err = -ENOMEM;
         goto fail;
     }
-    if ((err = nmb__read_nodes_and_cpus(t)) < 0 || (err = nmb__read_allowed(t)) < 0 ||
-        (err = nmb__read_pci(t, flags)) < 0 || (err = nmb__read_gpus(t, flags)) < 0 ||
-        (err = nmb__read_nics(t, flags)) < 0)
+    if ((err = nmb__read_nodes(t)) < 0)
+        goto fail;
+    struct cpu_job *job = cpu_job_start(t);
+    err = job ? 0 : nmb__read_cpus(t);
+    if (err >= 0)
+        err = nmb__read_allowed(t);
+    if (err >= 0)
+        err = nmb__read_pci(t, flags);
+    if (err >= 0)
+        err = nmb__read_gpus(t, flags);
+    if (err >= 0)
+        err = nmb__read_nics(t, flags);
+    if (job)
+        err = cpu_job_finish(t, job, err);
+    if (err < 0)
         goto fail;
     *out = t;
     return 0;

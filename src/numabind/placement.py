@@ -19,7 +19,7 @@ import sys
 from numabind import _core
 from numabind._record import Record, frozen_set as _set
 from numabind.errors import NumabindError, PlacementError
-from numabind.topology import Topology, topology as read_topology
+from numabind.topology import Topology, _read_lazily
 
 # json, logging, threading, typing and dataclasses are not imported here at
 # run time: `import numabind; numabind.pin_rank()` pays for none of them
@@ -275,7 +275,7 @@ def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem:
     against the topology. Raises :class:`numabind.PlacementError` when no
     placement fits or an override names what this node does not have.
     """
-    topo = topology if topology is not None else read_topology(plan_only=True)
+    topo = topology if topology is not None else _read_lazily(plan_only=True)
     if rank is None and (gpu, cpus, mem_nodes, nic) != (None, None, None, None):
         raise ValueError("gpu, cpus, mem_nodes and nic are one rank's: name it with rank=")
     if rank is not None:
@@ -299,7 +299,7 @@ def _process_topology() -> Topology:
     with _pinned_lock:
         topo = _pinned_topology.get(key)
         if topo is None:
-            topo = _pinned_topology[key] = read_topology(plan_only=True)
+            topo = _pinned_topology[key] = _read_lazily(plan_only=True)
         return topo
 
 

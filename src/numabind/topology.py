@@ -267,6 +267,26 @@ class Topology(Record, fields=(
         _set(self, "_gpu_nic_matrix", None)
 
     @classmethod
+    def _lazy(cls, handle: Any) -> Topology:
+        """A Topology over `handle` whose records are made on first use:
+        pin_rank plans from the handle alone and never pays for 224 Cpu and
+        54 PciFunction objects it does not look at."""
+        self = object.__new__(cls)
+        _set(self, "_handle", handle)
+        _set(self, "_numa_matrix", None)
+        _set(self, "_gpu_nic_matrix", None)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for a slot never set: a _lazy() Topology's fields.
+        if name in Topology._fields and name != "_handle":
+            full = Topology._from_handle(object.__getattribute__(self, "_handle"))
+            for n in Topology._fields:
+                _set(self, n, getattr(full, n))
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @classmethod
     def _from_handle(cls, handle: Any) -> Topology:
         s = handle.snapshot()
         return cls(
@@ -395,6 +415,12 @@ class Topology(Record, fields=(
     def __repr__(self) -> str:
         return (f"<Topology {self.fsroot!r}: {len(self.nodes)} NUMA nodes, {len(self.cpus)} CPUs, "
                 f"{len(self.gpus)} GPUs, {len(self.nics)} RDMA NICs>")
+
+
+def _read_lazily(*, plan_only: bool = False) -> Topology:
+    """This process's machine, as a Topology whose records are made on first
+    use (what pin_rank and plan() read for themselves)."""
+    return Topology._lazy(_core.TopologyHandle(None, _core.PLAN_ONLY if plan_only else 0))
 
 
 def topology(fsroot: str | os.PathLike[str] | None = None, *, nvml: bool = True,

@@ -54,6 +54,8 @@ def test_gpu_standins_sit_on_their_expander_bridge_and_node(layout):
     for addr, gpu in zip(sorted(relabelled), layout["gpus"]):
         fn = Path(f"/sys/bus/pci/devices/{addr}").resolve()
         assert (read(fn / "vendor"), read(fn / "class")) == ("0x10de", "0x030200")
+        uevent = read(fn / "uevent").splitlines()
+        assert "PCI_CLASS=30200" in uevent and "PCI_ID=10DE:2330" in uevent, uevent
         assert host_bridge(fn) == gpu["host_bridge"], gpu["name"]
         assert int(read(fn / "numa_node")) == gpu["node"], gpu["name"]
         depth = len([p for p in fn.parts if p.startswith("0000:")])

@@ -96,8 +96,10 @@ main() {
 
     # GPU stand-ins: the layout's GPUs are QEMU pci-testdev functions
     # ($LAB_STANDIN_ID) at real places in the PCI tree; they become NVIDIA
-    # 3D controllers to numabind by bind-mounting vendor, device and class.
-    # Their numa_node, local_cpulist and sysfs path stay the kernel's own.
+    # 3D controllers to numabind by bind-mounting vendor, device and class,
+    # and a uevent whose PCI_CLASS and PCI_ID lines say the same (numabind
+    # reads those first). Their numa_node, local_cpulist and sysfs path stay
+    # the kernel's own.
     $bb mkdir -p /run/lab-gpu
     printf '0x10de\n' > /run/lab-gpu/vendor
     printf '0x2330\n' > /run/lab-gpu/device
@@ -111,6 +113,10 @@ main() {
         for f in vendor device class; do
             $bb mount --bind "/run/lab-gpu/$f" "$dev/$f" || err="$err; cannot relabel ${dev##*/}/$f"
         done
+        $bb sed -e 's/^PCI_CLASS=.*/PCI_CLASS=30200/' -e 's/^PCI_ID=.*/PCI_ID=10DE:2330/' \
+            "$dev/uevent" > "/run/lab-gpu/${dev##*/}.uevent" &&
+            $bb mount --bind "/run/lab-gpu/${dev##*/}.uevent" "$dev/uevent" ||
+            err="$err; cannot relabel ${dev##*/}/uevent"
         echo "${dev##*/}" >> "$RUN/gpus"
         found=$((found + 1))
     done
