@@ -208,7 +208,9 @@ int nmb__read_gpus(nmb_topology_t *t, unsigned flags)
     }
     if (err < 0)
         goto out;
-    if (n && (flags & NMB_TOPOLOGY_NVLINK) && nmb__fs_live(&t->fs) && !(flags & NMB_TOPOLOGY_NO_NVML) &&
+    /* NVLink joins pairs: a machine of one GPU has none, and does not pay
+     * NVML's start-up (tens of milliseconds) to learn that. */
+    if (n > 1 && (flags & NMB_TOPOLOGY_NVLINK) && nmb__fs_live(&t->fs) && !(flags & NMB_TOPOLOGY_NO_NVML) &&
         (err = read_nvlinks(t)) < 0)
         goto out;
 
