@@ -84,6 +84,32 @@ def test_same_error(tree, monkeypatch, damage, says):
     assert threaded == _read(root, monkeypatch, True)
 
 
+def test_the_cpuset_probe_runs_only_where_the_affinity_is_narrower():
+    """On the live host, the cpuset probe (a thread widening its affinity)
+    is skipped where the affinity already holds every online CPU: the
+    cpuset holds the affinity, so the probe could only answer "online"."""
+    online = set(numabind._core.parse_cpulist(open("/sys/devices/system/cpu/online").read()))
+    assert os.sched_getaffinity(0) == online, "run the tests unbound"
+    assert len(online) >= 2
+    assert _threads_started_live() == 0
+    assert _threads_started_live(one_cpu=True) == 1
+    topo = numabind.topology()
+    assert topo.allowed_source == "kernel" and set(topo.allowed_cpus) == online
+
+
+def _threads_started_live(one_cpu: bool = False) -> int:
+    strace = shutil.which("strace")
+    assert strace, "strace is needed (tools/dev.sh installs it)"
+    cpu = min(os.sched_getaffinity(0))
+    env = {k: v for k, v in os.environ.items() if k != "NUMABIND_FSROOT"}
+    out = subprocess.run([strace, "-f", "-qq", "-e", "trace=clone,clone3", sys.executable, "-c",
+                          "import numabind; t = numabind.topology(); "
+                          "assert t.allowed_source == 'kernel', t.allowed_source"],
+                         capture_output=True, text=True, env=env, check=True,
+                         preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if one_cpu else None)
+    return sum(1 for line in out.stderr.splitlines() if line.lstrip("[pid 0123456789]").startswith("clone"))
+
+
 def test_many_threads_at_once(tree, monkeypatch):
     """Readers in many threads at once (the GIL released), each starting its
     own CPU thread: every one gets the same topology."""

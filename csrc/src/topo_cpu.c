@@ -708,8 +708,15 @@ static int read_allowed(nmb_topology_t *t, char *status, char *value)
     nmb_bitmap_t cg, outside;
     t->allowed_cpus = t->affinity;
     t->allowed_source = have_status || nmb__fs_live(&t->fs) ? NMB_ALLOWED_AFFINITY : NMB_ALLOWED_ONLINE;
-    if (nmb__fs_live(&t->fs) && kernel_cpuset(t, &t->allowed_cpus) == 0)
+    nmb_bitmap_andnot(&outside, &t->online, &t->affinity);
+    if (nmb__fs_live(&t->fs) && nmb_bitmap_iszero(&outside)) {
+        /* Affinity holds every online CPU, so the cpuset (which holds the
+         * affinity) does too: the probe's answer, without its thread. */
+        t->allowed_cpus = t->online;
         t->allowed_source = NMB_ALLOWED_KERNEL;
+    } else if (nmb__fs_live(&t->fs) && kernel_cpuset(t, &t->allowed_cpus) == 0) {
+        t->allowed_source = NMB_ALLOWED_KERNEL;
+    }
     /* The cgroup file read into status's buffer: status is parsed already. */
     if (nmb__fs_read(&t->fs, "/proc/self/cgroup", status, NMB_LIST_MAX) >= 0) {
         /* The files where the kernel did not answer, and whenever paths are
