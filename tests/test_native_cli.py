@@ -128,6 +128,7 @@ CASES = [
     (["plan", "--local-rank", "0", "--cpus", "8190"], {}),
     (["plan", "--local-rank", "1", "--gpu", "0"], {}),
     (["plan", "--local-rank", "3", "--gpu", "0"], {"LOCAL_WORLD_SIZE": "2"}),
+    (["plan", "--local-rank", "6", "--gpu", "1"], {}),            # ranks 4-5 have no GPU of their own
     (["plan", "--local-rank", "0", "--mem-nodes", "0", "--mem", "bind"], {}),
     (["plan", "--local-rank", "0", "--mem-nodes", "0-1"], {}),
     (["plan", "--local-rank", "0", "--mem-nodes", "9", "--mem", "interleave"], {}),

@@ -1138,7 +1138,7 @@ def test_more_ranks_than_visible_gpus(name, base_tree, monkeypatch):
     ({"local_world_size": True}, TypeError),
     ({"reserve_cores": -1}, ValueError), ({"reserve_cores": 0.5}, TypeError),
     ({"reserve_cores": None}, TypeError),
-    ({"gpus": [-1]}, ValueError), ({"gpus": [0.0]}, TypeError), ({"gpus": ["0"]}, TypeError),
+    ({"gpus": [-2]}, ValueError), ({"gpus": [0.0]}, TypeError), ({"gpus": ["0"]}, TypeError),
     ({"gpus": [0, 1], "local_world_size": 3}, ValueError),
 ])
 def test_bad_arguments(kw, exc, base_tree):

@@ -215,3 +215,19 @@ def test_pin_rank_plans_from_a_plan_only_read(tree, monkeypatch):
     assert all(getattr(topo, n) == getattr(eager, n) for n in type(topo)._fields if n not in ("_handle", "fsroot"))
     assert repr(topo) == repr(eager).replace(eager.fsroot, topo.fsroot)
     assert got == numabind.pin_rank(5, dry_run=True, topology=numabind.topology(root))
+
+
+def test_gpu_for_a_rank_past_the_gpus_says_which_ranks_lack_one(tree):
+    """plan(rank=6, gpu=1) on a 4-GPU node makes 7 ranks; ranks 4 and 5 have
+    no GPU of their own: the error says so (as for 7 ranks without gpu=),
+    rather than calling "GPU 4" a GPU the caller named."""
+    root = _write(tree, "h100x4-flat-vm")
+    topo = numabind.topology(root, plan_only=True)
+    with pytest.raises(numabind.PlacementError) as e:
+        numabind.plan(topology=topo, rank=6, gpu=1)
+    assert "local rank 4 has no GPU: 7 local ranks but 4 visible GPUs" in str(e.value)
+    # -1 in gpus= is "as without": rank r drives GPU r
+    plan = numabind.plan(topology=topo, gpus=[-1, 3, -1, -1])
+    assert [r.gpu for r in plan.ranks] == [0, 3, 2, 3]
+    with pytest.raises(ValueError, match=r"gpus\[1\] -2 is below -1"):
+        numabind.plan(topology=topo, gpus=[0, -2])

@@ -264,7 +264,7 @@ int cli_make_plan(nmb_plan_t **plan, const nmb_topology_t *t, const cli_options_
             return EXIT_INPUT;
         }
         for (int r = 0; r < n; r++)
-            gpus[r] = r == rank ? o->gpu : r;
+            gpus[r] = r == rank ? o->gpu : -1; /* the others as without --gpu */
         po.rank_gpus = gpus;
         po.local_world_size = n;
     }

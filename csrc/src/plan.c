@@ -184,11 +184,12 @@ static int validate(const nmb_topology_t *t, const nmb_plan_options_t *o, int n)
     if (o->local_world_size < 0)
         return nmb__fail(-EINVAL, "local_world_size %d is negative", o->local_world_size);
     for (int r = 0; r < n; r++) {
-        int g = o->rank_gpus ? o->rank_gpus[r] : r;
-        if (o->rank_gpus && (g < 0 || g >= t->num_gpus))
+        int given = o->rank_gpus && o->rank_gpus[r] != -1;
+        int g = given ? o->rank_gpus[r] : r;
+        if (given && (g < 0 || g >= t->num_gpus))
             return nmb__fail(-EINVAL, "local rank %d: GPU %d is not a visible GPU (%d visible)", r, g,
                              t->num_gpus);
-        if (!o->rank_gpus && g >= t->num_gpus)
+        if (!given && g >= t->num_gpus)
             return nmb__fail(-EINVAL,
                              "local rank %d has no GPU: %d local ranks but %d visible GPUs "
                              "(CUDA_VISIBLE_DEVICES=%s); say which GPU each rank drives",
@@ -220,7 +221,7 @@ static int plan_gpu(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_pl
     char why[384]; /* room for a 127-character local_cpulist */
     rp->local_rank = r;
     rp->cpu_policy = o->cpu_policy;
-    rp->gpu = o->rank_gpus ? o->rank_gpus[r] : r;
+    rp->gpu = o->rank_gpus && o->rank_gpus[r] != -1 ? o->rank_gpus[r] : r;
     const nmb_gpu_t *g = &t->gpus[rp->gpu];
     if (!(rp->gpu_address = nmb__arena_strdup(&plan->arena, g->address)))
         return -ENOMEM;

@@ -208,7 +208,7 @@ def _make_plan(topo: Topology, local_world_size: int | None, policy: str, mem: s
     else:
         _check_int("local_world_size", local_world_size, 1, MAX_LOCAL_WORLD_SIZE, LOCAL_WORLD_SIZE_LIMIT)
     if gpus is not None:
-        gpus = [_check_int(f"gpus[{i}]", g) for i, g in enumerate(gpus)]
+        gpus = [_check_int(f"gpus[{i}]", g, -1) for i, g in enumerate(gpus)]
         if len(gpus) > MAX_LOCAL_WORLD_SIZE:
             raise ValueError(f"gpus names {len(gpus)} ranks, above {MAX_LOCAL_WORLD_SIZE}, "
                              f"{LOCAL_WORLD_SIZE_LIMIT}")
@@ -258,7 +258,7 @@ def _with_gpu(topo: Topology, rank: int, gpu: int | None, gpus: Sequence[int] | 
         from_env = _core.local_world_size_from_env()
         local_world_size = from_env[0] if from_env else len(topo.gpus)
     n = max(local_world_size, rank + 1)
-    return [gpu if r == rank else r for r in range(n)]
+    return [gpu if r == rank else -1 for r in range(n)]     # -1: the others as without gpu
 
 
 def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem: str = "preferred",
@@ -269,7 +269,8 @@ def plan(local_world_size: int | None = None, *, policy: str = "exclusive", mem:
 
     ``local_world_size`` defaults to the launcher's (``LOCAL_WORLD_SIZE``,
     ``SLURM_NTASKS_PER_NODE``, ...), else one rank per visible GPU. ``gpus``
-    gives the visible GPU each rank drives (default: rank *r* drives GPU *r*).
+    gives the visible GPU each rank drives (default: rank *r* drives GPU *r*;
+    -1 for a rank keeps that default).
     ``gpu``, ``cpus`` ("0-7" or ints), ``mem_nodes`` (with ``mem``'s policy)
     and ``nic`` ("mlx5_3", "mlx5_3:1") replace rank ``rank``'s, each checked
     against the topology. Raises :class:`numabind.PlacementError` when no

@@ -45,8 +45,8 @@ typedef struct nmb_plan_options {
     int cpu_policy;           /* nmb_cpu_policy_t */
     int mem_policy;           /* nmb_mem_policy_t */
     int local_world_size;     /* ranks on this node; 0: one per visible GPU */
-    const int *rank_gpus;     /* visible GPU index of each rank (local_world_size entries);
-                                 NULL: rank r drives visible GPU r */
+    const int *rank_gpus;     /* visible GPU index of each rank (local_world_size entries),
+                                 -1 for "visible GPU r" (NULL: every rank r drives GPU r) */
     int reserve_cores;        /* cores per NUMA node held back for the OS and data loaders */
     int override_env;         /* replace NIC variables the user already set */
 } nmb_plan_options_t;
