@@ -55,17 +55,38 @@ def test_an_example_reads_and_plans_as_its_tree(name, tree, tmp_path, monkeypatc
     assert numabind.plan(topology=got).to_dict() == numabind.plan(topology=want).to_dict()
 
 
-def test_an_unusable_cache_unpacks_into_a_temporary_directory(tmp_path, monkeypatch):
+def test_an_unusable_cache_unpacks_once_into_the_users_temporary_directory(tmp_path, monkeypatch):
     # A file where the cache directory should be: no mkdir gets past it, root's neither.
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)     # TMPDIR is read again
     root = examples.root("plain-2cpu-no-gpu")
-    try:
-        assert not root.startswith(str(tmp_path)) and Path(root, "sys/devices/system/cpu/online").is_file()
-    finally:
-        import shutil
-        shutil.rmtree(root)
+    private = tmp_path / "tmp" / f"numabind-examples-{os.getuid()}"
+    assert root.startswith(str(private)) and Path(root, "sys/devices/system/cpu/online").is_file()
+    assert examples.root("plain-2cpu-no-gpu") == root                 # unpacked once, not per call
+    assert private.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_temporary_cache_of_someone_elses_is_not_used(tmp_path, monkeypatch):
+    """A numabind-examples-UID that is not a private directory of this user
+    (another user made it first, or it is a link) is passed over: each call
+    then unpacks a fresh directory of its own."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "tmp" / f"numabind-examples-{os.getuid()}")
+    a = examples.root("plain-2cpu-no-gpu")
+    assert not a.startswith(str(tmp_path / "elsewhere")) and Path(a, "sys/devices/system/cpu/online").is_file()
+    assert not any((tmp_path / "elsewhere").iterdir())
 
 
 def test_an_unknown_name_lists_the_bundled_ones():

@@ -5,7 +5,8 @@ Each is the sysfs tree of one description in the project's tests/machines
 (a DGX H100, an Azure ND H100 v5, ...), packed by tools/make_examples.py as
 ``numabind/machines/NAME.tar.xz``. :func:`root` unpacks one once into the
 user's cache (``$XDG_CACHE_HOME/numabind``, else ``~/.cache/numabind``;
-a temporary directory where neither is writable) and returns the directory
+where neither is writable, a directory of the user's own in the temporary
+directory, ``numabind-examples-UID``, mode 0700) and returns the directory
 to use as ``NUMABIND_FSROOT``.
 """
 
@@ -50,9 +51,34 @@ def _cache() -> Path | None:
     path = Path(base) / "numabind" / f"examples-{VERSION_STRING}"
     try:
         path.mkdir(parents=True, exist_ok=True)
+        if os.access(path, os.W_OK | os.X_OK):
+            return path
+    except OSError:
+        pass
+    return _private_tmp()
+
+
+def _private_tmp() -> Path | None:
+    """A cache in the temporary directory (no writable home: a container's
+    read-only one, a service account's): the user's own directory, 0700, so
+    that nobody else can put a tree there; None where that cannot be had."""
+    import stat
+
+    path = Path(tempfile.gettempdir()) / f"numabind-examples-{os.getuid()}" / VERSION_STRING
+    try:
+        os.mkdir(path.parent, 0o700)
+    except FileExistsError:
+        pass
     except OSError:
         return None
-    return path if os.access(path, os.W_OK | os.X_OK) else None
+    try:
+        st = os.lstat(path.parent)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None
+        path.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return path
 
 
 def _unpack(archive: Path, into: Path) -> None:
