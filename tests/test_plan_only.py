@@ -151,7 +151,9 @@ def test_uevent_wins_over_the_attribute_files(tree):
     assert len(numabind.topology(root).gpus) == 7     # without it, the file is read
 
 
-@pytest.mark.parametrize("uevent", ["DRIVER=nvidia\n", "PCI_CLASS=30200\n", "PCI_ID=10DE:2330\n", ""])
+@pytest.mark.parametrize("uevent", ["DRIVER=nvidia\n", "PCI_CLASS=30200\n", "PCI_ID=10DE:2330\n", "",
+                                    "OF_NAME=gpu\n" * 600 + "PCI_CLASS=20000\nPCI_ID=10DE:2330\n"],
+                         ids=["driver", "class-only", "id-only", "empty", "longer-than-a-page"])
 def test_uevent_without_ids_falls_back(tree, uevent):
     """A uevent lacking PCI_CLASS or PCI_ID (a tool that wrote its own) is
     passed over for the attribute files."""
@@ -160,6 +162,7 @@ def test_uevent_without_ids_falls_back(tree, uevent):
     with open(os.path.join(gpu, "uevent"), "w") as f:
         f.write(uevent)
     assert len(numabind.topology(root).gpus) == 8
+    assert len(numabind.topology(root, plan_only=True).gpus) == 8
 
 
 @pytest.mark.parametrize("line, quoted", [

@@ -89,7 +89,7 @@ static int read_attr_hex(nmb_fs_t *fs, const char *dir, const char *name, unsign
 #define NOT_READ (-ENOSYS)
 typedef struct uevent_text {
     int n;
-    char text[1024];
+    char text[4096]; /* a sysfs attribute is at most a page */
 } uevent_text_t;
 
 static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f, unsigned flags,
@@ -176,7 +176,7 @@ static int parse_uevent_hex(const char *path, const char *key, const char *text,
 static int read_ids_from_uevent(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f,
                                 const uevent_text_t *read)
 {
-    char path[PATH_MAX], buf[1024], copy[1024];
+    char path[PATH_MAX], buf[sizeof read->text], copy[sizeof read->text];
     snprintf(path, sizeof path, "%s/uevent", resolved);
     int n;
     if (read->n == NOT_READ) {
@@ -187,11 +187,13 @@ static int read_ids_from_uevent(nmb_topology_t *t, const char *resolved, nmb_pci
             memcpy(buf, read->text, (size_t)n + 1);
     }
     if (n < 0) {
-        if (n == -ENOENT) {
+        /* Missing, or longer than a page (no kernel's: a tool's own): the
+         * three files say the same. */
+        if (n == -ENOENT || n == -EOVERFLOW) {
             nmb__clear_error();
             return 1;
         }
-        return n; /* a uevent there but unreadable (a directory, too long): as any attribute */
+        return n; /* a uevent there but unreadable (a directory, a FIFO): as any attribute */
     }
     memcpy(copy, buf, (size_t)n + 1);
     const char *cls = uevent_value(buf, "PCI_CLASS");
