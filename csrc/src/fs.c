@@ -381,13 +381,14 @@ static int slow_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
     return 0;
 }
 
-/* Opens `path` (absolute, below the root; `n` bytes of it) with O_PATH, and
- * only if no component from the root down is a symbolic link and none
- * leads out of the root: openat2's RESOLVE_NO_SYMLINKS (and RESOLVE_BENEATH
- * under a root) make the kernel check both in the one walk. -1 otherwise,
- * and on kernels (or seccomp profiles) without openat2, which are then not
- * asked again. */
-static int open_link_free(nmb_fs_t *fs, const char *path, size_t n, int directory)
+/* Opens `path` (absolute, below the root; `n` bytes of it) with `oflags`
+ * (O_PATH for a directory to resolve against, O_RDONLY to read), and only
+ * if no component from the root down is a symbolic link and none leads out
+ * of the root: openat2's RESOLVE_NO_SYMLINKS (and RESOLVE_BENEATH under a
+ * root) make the kernel check both in the one walk. -1 otherwise (errno
+ * says why), and on kernels (or seccomp profiles) without openat2, which
+ * are then not asked again. */
+static int open_link_free(nmb_fs_t *fs, const char *path, size_t n, int oflags)
 {
 #ifdef SYS_openat2
     char copy[PATH_MAX];
@@ -396,7 +397,7 @@ static int open_link_free(nmb_fs_t *fs, const char *path, size_t n, int director
     memcpy(copy, path, n);
     copy[n] = '\0';
     struct open_how how = {0};
-    how.flags = O_PATH | O_CLOEXEC | (directory ? O_DIRECTORY : 0);
+    how.flags = (unsigned)(oflags | O_CLOEXEC);
     how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (fs->root_fd >= 0 ? RESOLVE_BENEATH : 0);
     const char *rel = copy;
     int base = AT_FDCWD;
@@ -412,7 +413,7 @@ static int open_link_free(nmb_fs_t *fs, const char *path, size_t n, int director
         fs->no_openat2 = 1;
     return fd < 0 ? -1 : (int)fd;
 #else
-    (void)fs, (void)path, (void)n, (void)directory;
+    (void)fs, (void)path, (void)n, (void)oflags;
     return -1;
 #endif
 }
@@ -471,7 +472,7 @@ static int fast_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, i
      * that directory really is. */
     if (!(fs->verified_len == dlen && memcmp(fs->verified, path, dlen) == 0) &&
         !(fs->resolved_len == dlen && memcmp(fs->resolved, path, dlen) == 0)) {
-        int dfd = open_link_free(fs, path, dlen, 1);
+        int dfd = open_link_free(fs, path, dlen, O_PATH | O_DIRECTORY);
         if (dfd < 0)
             return -1;
         close(dfd);
@@ -495,7 +496,7 @@ static int fast_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, i
             return -1;  /* absolute, or above "/": slow_realpath judges it */
     }
     size_t jlen = strlen(joined);
-    int fd = open_link_free(fs, joined, jlen, 0);
+    int fd = open_link_free(fs, joined, jlen, O_PATH);
     if (fd < 0)
         return -1;  /* a link further on (or none there): the slow walk resolves it */
     if (jlen >= len) {
@@ -533,7 +534,6 @@ int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
 int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, char *out, size_t len, const char *name, char *buf,
                          size_t buflen)
 {
-#ifdef SYS_openat2
     /* The fast form: the link's target joined as text, then one openat2 of
      * the file in it that refuses, as the directory's own would, any
      * component that is a link or leads out of the root. */
@@ -552,29 +552,16 @@ int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, char *out, size_t len, 
                 (jlen = strlen(joined)) < len &&
                 (size_t)snprintf(file, sizeof file, "%s/%s", joined, name) < sizeof file &&
                 fs->root_len + strlen(file) < PATH_MAX) {
-                struct open_how how = {0};
-                how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-                how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (fs->root_fd >= 0 ? RESOLVE_BENEATH : 0);
-                const char *frel = file;
-                int fbase = AT_FDCWD;
-                if (fs->root_fd >= 0) {
-                    while (*frel == '/')
-                        frel++;
-                    fbase = fs->root_fd;
-                }
-                long fd = syscall(SYS_openat2, fbase, frel, &how, sizeof how);
+                int fd = open_link_free(fs, file, strlen(file), O_RDONLY | O_NONBLOCK | O_NOCTTY);
                 if (fd >= 0) {
                     memcpy(out, joined, jlen + 1);
                     memcpy(fs->resolved, joined, jlen + 1);
                     fs->resolved_len = jlen;
-                    return read_open_file(fs, (int)fd, file, buf, buflen);
+                    return read_open_file(fs, fd, file, buf, buflen);
                 }
-                if (errno == ENOSYS || errno == EPERM || errno == E2BIG)
-                    fs->no_openat2 = 1;
             }
         }
     }
-#endif
     /* Anything else (the file missing, a link on the way, no openat2, a
      * capture recording its paths) as two steps, with their own errors. */
     char path[PATH_MAX];
