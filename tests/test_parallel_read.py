@@ -1,6 +1,7 @@
-"""The per-CPU files read in a thread of their own (topology.c, machines of 32
-CPUs or more) while the calling thread reads the rest: the same topology,
-and the same error, as the sequential read (``NUMABIND_ONE_THREAD=1``)."""
+"""The per-CPU files, then the RDMA ports, read in a thread of their own
+(topology.c, machines of 32 CPUs or more) while the calling thread reads the
+rest: the same topology, and the same error, as the sequential read
+(``NUMABIND_ONE_THREAD=1``)."""
 from __future__ import annotations
 
 import os
@@ -82,6 +83,38 @@ def test_same_error(tree, monkeypatch, damage, says):
     threaded = _read(root, monkeypatch, False)
     assert isinstance(threaded, tuple) and says in threaded[2], threaded
     assert threaded == _read(root, monkeypatch, True)
+
+
+IB = "sys/class/infiniband"
+PORT0 = f"{IB}/mlx5_0/ports/1"     # the first NIC listed (names sort as text)
+PORT2 = f"{IB}/mlx5_2/ports/1"
+NIC0_FN = "sys/bus/pci/devices/0000:18:00.0"    # mlx5_0's PCI function
+NIC2_FN = "sys/bus/pci/devices/0000:1f:00.1"    # mlx5_2's
+
+
+@pytest.mark.parametrize("plan_only", [False, True])
+@pytest.mark.parametrize("damage, says", [
+    # the ports are read in the CPU thread, the NICs' devices by the caller
+    ({f"{PORT2}/state": "BOGUS\n"}, "mlx5_2/ports/1/state: 'BOGUS' is not a port state"),
+    ({f"{PORT0}/rate": "fast\n"}, "mlx5_0/ports/1/rate: 'fast' is not a rate"),
+    # NIC by NIC: mlx5_0's ports come before mlx5_2's device (plan-only: a
+    # NIC's numa_node is read with the NIC; the full read reads every PCI
+    # function's first), and the other way
+    ({f"{PORT0}/rate": "fast\n", f"{NIC2_FN}/numa_node": "x\n"}, ("numa_node: 'x'", "'fast' is not a rate")),
+    ({f"{NIC0_FN}/numa_node": "x\n", f"{PORT2}/state": "BOGUS\n"}, "numa_node: 'x'"),
+    ({CPU_FILE: "7,zz\n", f"{PORT0}/state": "BOGUS\n"}, "core_cpus_list"),
+])
+def test_same_error_with_ports(tree, monkeypatch, damage, says, plan_only):
+    """The RDMA ports, read in the CPU thread after the CPUs, fail as a read
+    NIC by NIC fails: the first NIC's error, device or port, wins."""
+    root = tree.private(describe("dgx-h100"))
+    for rel, text in damage.items():
+        (root / rel).write_text(text)
+    if isinstance(says, tuple):
+        says = says[plan_only]
+    threaded = _read(root, monkeypatch, False, plan_only=plan_only)
+    assert isinstance(threaded, tuple) and says in threaded[2], threaded
+    assert threaded == _read(root, monkeypatch, True, plan_only=plan_only)
 
 
 def test_the_cpuset_probe_runs_only_where_the_affinity_is_narrower():

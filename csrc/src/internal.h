@@ -222,6 +222,18 @@ struct nmb_topology {
  * sets only the cpus, cores and l3 arrays (so it may run in a thread of
  * its own while the rest is read: topology.c). */
 NMB_HIDDEN int nmb__read_nodes(nmb_topology_t *t);
+/* Every /sys/class/infiniband device's ports, read ahead of the NICs (by
+ * the CPU thread); a device whose ports fail to read is left out. */
+typedef struct {
+    const char *name;
+    nmb_nic_port_t *ports;
+    int num_ports;
+} nmb_ports_ahead_entry_t;
+typedef struct {
+    int num;
+    nmb_ports_ahead_entry_t *nics;
+} nmb_ports_ahead_t;
+NMB_HIDDEN void nmb__read_ports_ahead(nmb_topology_t *t, nmb_ports_ahead_t *out);
 NMB_HIDDEN int nmb__read_cpus(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_allowed(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_pci(nmb_topology_t *t, unsigned flags);
@@ -231,7 +243,23 @@ NMB_HIDDEN int nmb__pci_read_locality(nmb_topology_t *t, int index, int with_cpu
 /* An NVIDIA display controller (VGA or 3D): a GPU. */
 NMB_HIDDEN int nmb__is_gpu_function(const nmb_pci_function_t *f);
 NMB_HIDDEN int nmb__read_gpus(nmb_topology_t *t, unsigned flags);
-NMB_HIDDEN int nmb__read_nics(nmb_topology_t *t, unsigned flags);
+/* The RDMA NICs, in two steps so that topology.c's CPU thread can read
+ * their ports meanwhile. nmb__read_nics_begin lists /sys/class/infiniband
+ * and reads each device's PCI function, NUMA node and netdev, up to the
+ * first that fails, whose error it keeps; nmb__read_nics_end reads the
+ * ports of the NICs before that one (taking those `ahead` holds, which may
+ * be NULL) and then returns the kept error: the error a read NIC by NIC
+ * gives. nmb__read_nics_free after either. */
+typedef struct {
+    char **names;
+    int num;      /* devices listed */
+    int devices;  /* of them, read before the failure */
+    int err;      /* the failure, 0 when none */
+    char detail[1024];
+} nmb_nic_read_t;
+NMB_HIDDEN int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r);
+NMB_HIDDEN int nmb__read_nics_end(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_ahead_t *ahead);
+NMB_HIDDEN void nmb__read_nics_free(nmb_nic_read_t *r);
 /* nvml.c: every NVLink NVML reports up: fn(ctx, the GPU's address, the
  * remote end's address, or NULL for an NVSwitch). -ENOENT without NVML. */
 NMB_HIDDEN int nmb__nvml_links(void (*fn)(void *ctx, const char *address, const char *remote), void *ctx);

@@ -111,9 +111,11 @@ static int cmp_ints(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_verbs_t *verbs)
+/* The device part of a NIC: its PCI function (or, for a soft device, the
+ * netdev's), NUMA node and netdev. */
+static int read_nic_device(nmb_topology_t *t, const char *name, nmb_nic_t *nic)
 {
-    char path[PATH_MAX], resolved[PATH_MAX], **ports;
+    char path[PATH_MAX], resolved[PATH_MAX];
     int err;
     if (!(nic->name = nmb__arena_strdup(&t->arena, name)))
         return -ENOMEM;
@@ -145,19 +147,22 @@ static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_ver
         nic->address = t->pci[nic->pci].address;
         nic->numa_node = t->pci[nic->pci].numa_node;
     }
+    return 0;
+}
 
+/* A device's ports from sysfs, in port order. */
+static int read_ports(nmb_topology_t *t, const char *name, nmb_nic_port_t **out, int *num)
+{
+    char path[PATH_MAX], **ports;
     snprintf(path, sizeof path, IB_CLASS "/%s/ports", name);
     int n = nmb__fs_list(&t->fs, path, &ports);
     if (n < 0)
         n = 0, ports = NULL;
     nmb_nic_port_t *arr = nmb__arena_alloc(&t->arena, (size_t)(n ? n : 1) * sizeof *arr);
-    if (!arr) {
-        nmb__fs_free_names(ports, n);
-        return -ENOMEM;
-    }
     /* Ports are numbered from 1; names sort as text ("10" < "2"): sort as numbers. */
-    int *nums = calloc((size_t)(n ? n : 1), sizeof *nums), kept = 0;
-    if (!nums) {
+    int *nums = calloc((size_t)(n ? n : 1), sizeof *nums), kept = 0, err = 0;
+    if (!arr || !nums) {
+        free(nums);
         nmb__fs_free_names(ports, n);
         return -ENOMEM;
     }
@@ -168,24 +173,65 @@ static int read_nic(nmb_topology_t *t, const char *name, nmb_nic_t *nic, nmb_ver
             nums[kept++] = (int)v;
     }
     qsort(nums, (size_t)kept, sizeof *nums, cmp_ints);
-    err = 0;
-    for (int i = 0; i < kept && err == 0; i++) {
+    for (int i = 0; i < kept && err == 0; i++)
         err = read_port(t, name, nums[i], &arr[i]);
-        nmb_verbs_port_t vp;
-        if (err == 0 && verbs && nmb__verbs_query(verbs, name, nums[i], &vp) == 0) {
-            arr[i].state = vp.state;
-            arr[i].phys_state = vp.phys_state;
-            arr[i].link_layer = vp.link_layer;
-            nic->from_verbs = 1;
-        }
-    }
     free(nums);
     nmb__fs_free_names(ports, n);
-    nic->ports = arr;
-    nic->num_ports = kept;
+    *out = arr;
+    *num = kept;
     return err;
 }
 
+/* The ports of `nic`: those read ahead where `ahead` holds them, else read
+ * here; then libibverbs' state and link layer where it lists the device. */
+static int read_nic_ports(nmb_topology_t *t, nmb_nic_t *nic, const nmb_ports_ahead_t *ahead, nmb_verbs_t *verbs)
+{
+    nmb_nic_port_t *ports = NULL;
+    int num = 0, err = -ENOENT;
+    for (int i = 0; ahead && i < ahead->num; i++)
+        if (strcmp(ahead->nics[i].name, nic->name) == 0) {
+            ports = ahead->nics[i].ports;
+            num = ahead->nics[i].num_ports;
+            err = 0;
+            break;
+        }
+    if (err < 0 && (err = read_ports(t, nic->name, &ports, &num)) < 0)
+        return err;
+    for (int i = 0; i < num && verbs; i++) {
+        nmb_verbs_port_t vp;
+        if (nmb__verbs_query(verbs, nic->name, ports[i].port, &vp) == 0) {
+            ports[i].state = vp.state;
+            ports[i].phys_state = vp.phys_state;
+            ports[i].link_layer = vp.link_layer;
+            nic->from_verbs = 1;
+        }
+    }
+    nic->ports = ports;
+    nic->num_ports = num;
+    return 0;
+}
+
+void nmb__read_ports_ahead(nmb_topology_t *t, nmb_ports_ahead_t *out)
+{
+    char **names;
+    int n = nmb__fs_list(&t->fs, IB_CLASS, &names);
+    out->num = 0;
+    if (n <= 0 || !(out->nics = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *out->nics))) {
+        if (n > 0)
+            nmb__fs_free_names(names, n);
+        nmb__clear_error();
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        nmb_ports_ahead_entry_t *e = &out->nics[out->num];
+        /* A device whose ports fail is left out: the NIC read asks again, and
+         * fails where a read NIC by NIC fails. */
+        if ((e->name = nmb__arena_strdup(&t->arena, names[i])) && read_ports(t, names[i], &e->ports, &e->num_ports) == 0)
+            out->num++;
+    }
+    nmb__fs_free_names(names, n);
+    nmb__clear_error();
+}
 
 static int cmp_nics(const void *a, const void *b)
 {
@@ -197,31 +243,62 @@ static int cmp_nics(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int nmb__read_nics(nmb_topology_t *t, unsigned flags)
+int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r)
 {
-    char **names;
-    int n = nmb__fs_list(&t->fs, IB_CLASS, &names), err = 0;
+    r->names = NULL;
+    r->num = r->devices = 0;
+    r->err = 0;
+    r->detail[0] = '\0';
+    int n = nmb__fs_list(&t->fs, IB_CLASS, &r->names);
     if (n == -ENOENT || n == 0)
         return 0; /* no RDMA stack: no NICs, not an error */
     if (n == -ENOTDIR)
         return n; /* the detail says what stands there instead */
     if (n < 0)
         return nmb__fail(n, "cannot list " IB_CLASS);
+    r->num = n;
     t->nics = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->nics);
-    if (!t->nics) {
-        nmb__fs_free_names(names, n);
+    if (!t->nics)
         return -ENOMEM;
+    memset(t->nics, 0, (size_t)n * sizeof *t->nics);
+    /* A NIC's device failing is kept for nmb__read_nics_end, which first
+     * reads the ports of the NICs before it: a read NIC by NIC would have
+     * failed on one of those first. */
+    while (r->devices < n && (r->err = read_nic_device(t, r->names[r->devices], &t->nics[r->devices])) == 0)
+        r->devices++;
+    if (r->err < 0) {
+        nmb__fs_describe(&t->fs, r->err); /* the failed file, named now: later reads move on */
+        snprintf(r->detail, sizeof r->detail, "%s", nmb_last_error());
     }
-    nmb_verbs_t *verbs = NULL;
-    if (nmb__fs_live(&t->fs) && !(flags & NMB_TOPOLOGY_NO_VERBS))
-        verbs = nmb__verbs_open();
-    for (int i = 0; i < n && err == 0; i++)
-        err = read_nic(t, names[i], &t->nics[i], verbs);
-    nmb__verbs_close(verbs);
-    nmb__fs_free_names(names, n);
-    if (err < 0)
-        return err;
-    t->num_nics = n;
-    qsort(t->nics, (size_t)n, sizeof *t->nics, cmp_nics);
     return 0;
+}
+
+int nmb__read_nics_end(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_ahead_t *ahead)
+{
+    nmb_verbs_t *verbs = NULL;
+    int err = 0;
+    if (r->devices && nmb__fs_live(&t->fs) && !(t->flags & NMB_TOPOLOGY_NO_VERBS))
+        verbs = nmb__verbs_open();
+    for (int i = 0; i < r->devices && err == 0; i++)
+        err = read_nic_ports(t, &t->nics[i], ahead, verbs);
+    nmb__verbs_close(verbs);
+    if (err == 0 && r->err < 0) {
+        err = r->err;
+        if (r->detail[0])
+            nmb__fail(err, "%s", r->detail);
+        else
+            nmb__clear_error();
+    }
+    if (err == 0 && r->num) {
+        t->num_nics = r->num;
+        qsort(t->nics, (size_t)r->num, sizeof *t->nics, cmp_nics);
+    }
+    return err;
+}
+
+void nmb__read_nics_free(nmb_nic_read_t *r)
+{
+    if (r->names)
+        nmb__fs_free_names(r->names, r->num);
+    r->names = NULL;
 }

@@ -11,16 +11,20 @@
 
 /* The per-CPU files (a core's sibling list, and more on older kernels: 112
  * files on a DGX H100) are a third of a read, and nothing else read needs
- * them. On a machine with many CPUs a thread of its own reads them while
- * the calling thread reads the allowed sets, the PCI tree, the GPUs and
- * the NICs. The thread works on a copy of the topology with its own
+ * them. On a machine with many CPUs a thread of its own reads them, and
+ * then the RDMA ports (4 files a port, independent of the rest), while the
+ * calling thread reads the allowed sets, the PCI tree, the GPUs and the
+ * NICs' devices: on a DGX H100 tree that splits the files about evenly.
+ * The thread works on a copy of the topology with its own
  * directory state and arena (whose blocks join the topology's after) and
  * every signal blocked; the calling thread waits for it on every path.
- * Errors come out as a sequential read gives them: the CPUs' first. Not
+ * Errors come out as a sequential read gives them: the CPUs' first, and a
+ * port that failed in the thread is read again by the NIC read, in order
+ * (topo_nic.c). Not
  * when recording files (a capture keeps the sequential order), on small
  * machines (the thread would cost more than it saves), for a process bound
  * to one CPU, with NUMABIND_ONE_THREAD set, or where no thread can start:
- * then the CPUs are read here, as before. */
+ * then the CPUs and ports are read here, as before. */
 #define CPU_THREAD_MIN_CPUS 32
 
 struct cpu_job {
@@ -28,6 +32,7 @@ struct cpu_job {
     pthread_t thread;
     int err;
     char detail[1024];
+    nmb_ports_ahead_t ports;
 };
 
 static void *cpu_job_run(void *arg)
@@ -37,6 +42,8 @@ static void *cpu_job_run(void *arg)
     if (job->err < 0) {
         nmb__fs_describe(&job->copy.fs, job->err);
         snprintf(job->detail, sizeof job->detail, "%s", nmb_last_error());
+    } else {
+        nmb__read_ports_ahead(&job->copy, &job->ports);
     }
     nmb__fs_leave(&job->copy.fs);
     return NULL;
@@ -89,8 +96,9 @@ static struct cpu_job *cpu_job_start(nmb_topology_t *t)
     return job;
 }
 
-/* Waits for the job and takes what it read; its error before `err`. */
-static int cpu_job_finish(nmb_topology_t *t, struct cpu_job *job, int err)
+/* Waits for the job and takes what it read (the NIC ports into `ports`);
+ * its error before `err`. */
+static int cpu_job_finish(nmb_topology_t *t, struct cpu_job *job, int err, nmb_ports_ahead_t *ports)
 {
     pthread_join(job->thread, NULL);
     nmb__arena_take(&t->arena, &job->copy.arena);
@@ -107,6 +115,7 @@ static int cpu_job_finish(nmb_topology_t *t, struct cpu_job *job, int err)
         t->cores = job->copy.cores;
         t->num_l3 = job->copy.num_l3;
         t->l3 = job->copy.l3;
+        *ports = job->ports;
     }
     free(job);
     return err;
@@ -145,10 +154,15 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
         err = nmb__read_pci(t, flags);
     if (err >= 0)
         err = nmb__read_gpus(t, flags);
+    nmb_nic_read_t nics = {0};
     if (err >= 0)
-        err = nmb__read_nics(t, flags);
+        err = nmb__read_nics_begin(t, &nics);
+    nmb_ports_ahead_t ports = {0};
     if (job)
-        err = cpu_job_finish(t, job, err);
+        err = cpu_job_finish(t, job, err, &ports);
+    if (err >= 0)
+        err = nmb__read_nics_end(t, &nics, &ports);
+    nmb__read_nics_free(&nics);
     if (err < 0)
         goto fail;
     *out = t;
