@@ -87,6 +87,14 @@ int nmb_bitmap_next(const nmb_bitmap_t *set, int from)
     return -1;
 }
 
+int nmb_bitmap_last(const nmb_bitmap_t *set)
+{
+    for (int w = NMB_BITMAP_WORDS - 1; w >= 0; w--)
+        if (set->words[w])
+            return w * 64 + 63 - __builtin_clzll(set->words[w]);
+    return -1;
+}
+
 void nmb_bitmap_and(nmb_bitmap_t *out, const nmb_bitmap_t *a, const nmb_bitmap_t *b)
 {
     for (int i = 0; i < NMB_BITMAP_WORDS; i++)

@@ -173,6 +173,18 @@ static int plan_memory(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb
 
 /* ---- the plan ---- */
 
+/* Whether rank r's GPU was named (rank_gpus[r], -1 meaning "not named"). */
+static int gpu_named(const nmb_plan_options_t *o, int r)
+{
+    return o->rank_gpus && o->rank_gpus[r] != -1;
+}
+
+/* Rank r's visible GPU: the one rank_gpus names, else the r-th. */
+static int rank_gpu(const nmb_plan_options_t *o, int r)
+{
+    return gpu_named(o, r) ? o->rank_gpus[r] : r;
+}
+
 static int validate(const nmb_topology_t *t, const nmb_plan_options_t *o, int n)
 {
     if (o->cpu_policy < 0 || o->cpu_policy > NMB_CPU_NONE)
@@ -184,8 +196,7 @@ static int validate(const nmb_topology_t *t, const nmb_plan_options_t *o, int n)
     if (o->local_world_size < 0)
         return nmb__fail(-EINVAL, "local_world_size %d is negative", o->local_world_size);
     for (int r = 0; r < n; r++) {
-        int given = o->rank_gpus && o->rank_gpus[r] != -1;
-        int g = given ? o->rank_gpus[r] : r;
+        int given = gpu_named(o, r), g = rank_gpu(o, r);
         if (given && (g < 0 || g >= t->num_gpus))
             return nmb__fail(-EINVAL, "local rank %d: GPU %d is not a visible GPU (%d visible)", r, g,
                              t->num_gpus);
@@ -221,7 +232,7 @@ static int plan_gpu(const nmb_topology_t *t, const nmb_plan_options_t *o, nmb_pl
     char why[384]; /* room for a 127-character local_cpulist */
     rp->local_rank = r;
     rp->cpu_policy = o->cpu_policy;
-    rp->gpu = o->rank_gpus && o->rank_gpus[r] != -1 ? o->rank_gpus[r] : r;
+    rp->gpu = rank_gpu(o, r);
     const nmb_gpu_t *g = &t->gpus[rp->gpu];
     if (!(rp->gpu_address = nmb__arena_strdup(&plan->arena, g->address)))
         return -ENOMEM;

@@ -384,7 +384,7 @@ static int read_core(nmb_topology_t *t, int id, nmb_cpu_t *cpu, nmb_core_t *core
     return 0;
 }
 
-static int read_cpus(nmb_topology_t *t)
+int nmb__read_cpus(nmb_topology_t *t)
 {
     int err, n = nmb_bitmap_count(&t->online);
     if (n == 0)
@@ -402,9 +402,7 @@ static int read_cpus(nmb_topology_t *t)
      * Every set indexed here was cut to the online CPUs first, so the
      * arrays end at the last online CPU (224 entries on a DGX H100, not
      * 8192: 40 fewer pages to fault in and fill on a cold read). */
-    size_t span = 0;
-    for (int c = nmb_bitmap_next(&t->online, 0); c >= 0; c = nmb_bitmap_next(&t->online, c + 1))
-        span = (size_t)c + 1;
+    size_t span = (size_t)nmb_bitmap_last(&t->online) + 1; /* n > 0: a CPU is online */
     int *node_of = malloc(3 * span * sizeof *node_of);
     /* Package and die ids by CPU id: a block of its own, so that neither
      * passes malloc's mmap threshold (128 KiB) on the largest machines,
@@ -542,11 +540,6 @@ int nmb__read_nodes(nmb_topology_t *t)
     if (err < 0)
         return err;
     return read_nodes(t);
-}
-
-int nmb__read_cpus(nmb_topology_t *t)
-{
-    return read_cpus(t);
 }
 
 /* The cpuset the process's cgroup enforces, which bounds what it may widen

@@ -53,6 +53,15 @@ int main(void)
     CHECK(nmb_bitmap_equal(&s, &t));
     CHECK_INT(nmb_bitmap_parse_mask(&s, "123456789"), 0); /* one number: bits 0, 3, 4, ... 32 */
     CHECK_INT(nmb_bitmap_next(&s, 30), 32);
+    CHECK_INT(nmb_bitmap_last(&s), 32);
+    CHECK_INT(nmb_bitmap_parse_list(&t, "0,63-64"), 0);
+    CHECK_INT(nmb_bitmap_last(&t), 64);
+    CHECK_INT(nmb_bitmap_parse_list(&t, "0-63"), 0);
+    CHECK_INT(nmb_bitmap_last(&t), 63);
+    CHECK_INT(nmb_bitmap_set(&t, NMB_BITMAP_BITS - 1), 0);
+    CHECK_INT(nmb_bitmap_last(&t), NMB_BITMAP_BITS - 1);
+    nmb_bitmap_zero(&t);
+    CHECK_INT(nmb_bitmap_last(&t), -1);
     CHECK_INT(nmb_bitmap_parse_mask(&s, "1,123456789"), -EINVAL); /* a 9-digit group */
     CHECK_INT(nmb_bitmap_parse_mask(&s, "ff,,1"), -EINVAL);
     CHECK_INT(nmb_bitmap_parse_mask(&s, "ff,"), -EINVAL);

@@ -36,6 +36,9 @@ NMB_EXPORT int nmb_bitmap_intersects(const nmb_bitmap_t *a, const nmb_bitmap_t *
 /* The lowest set bit >= `from`, or -1 when none. Iterate with
  * for (i = nmb_bitmap_next(s, 0); i >= 0; i = nmb_bitmap_next(s, i + 1)). */
 NMB_EXPORT int nmb_bitmap_next(const nmb_bitmap_t *set, int from);
+/* The highest set bit, or -1 when none (an array indexed by the set's
+ * members needs this many plus one entries). */
+NMB_EXPORT int nmb_bitmap_last(const nmb_bitmap_t *set);
 /* out = a & b, a | b, a & ~b. `out` may alias either input. */
 NMB_EXPORT void nmb_bitmap_and(nmb_bitmap_t *out, const nmb_bitmap_t *a, const nmb_bitmap_t *b);
 NMB_EXPORT void nmb_bitmap_or(nmb_bitmap_t *out, const nmb_bitmap_t *a, const nmb_bitmap_t *b);
