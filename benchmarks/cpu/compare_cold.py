@@ -5,7 +5,10 @@ interleaved run by run, medians (issue 16's targets).
 - C: ``bench pin --rank R`` (benchmarks/cpu/bench.c built against each
   library): topology + plan in a fresh process, the first and only read;
 - Python: ``child.py pin --rank R`` with each build's interpreter: the first
-  ``numabind.pin_rank(R, dry_run=True)`` after ``import numabind``.
+  ``numabind.pin_rank(R, dry_run=True)`` after ``import numabind`` (which,
+  lazy since issue 16, imports the modules pin_rank uses in that call), and
+  with ``--loaded`` the call alone, those modules imported before it (what
+  the first call cost when ``import numabind`` imported everything).
 
     python3 benchmarks/cpu/compare_cold.py --bench OLD NEW --python OLDPY NEWPY \\
         [--fsroot TREE] [--rank 5] [--runs 31]
@@ -45,6 +48,8 @@ def main() -> int:
                                           "C plan": [[], []]}
     if a.python:
         rows["Python pin_rank(dry_run=True), first call"] = [[], []]
+        rows["Python pin_rank(dry_run=True), first call, modules loaded"] = [[], []]
+        rows["Python: loading those modules"] = [[], []]
     for _ in range(a.runs):
         for side in (0, 1):                    # interleaved: the same load on both
             out = json.loads(subprocess.run([a.bench[side], "pin", "--rank", str(a.rank), *fsroot], check=True,
@@ -56,6 +61,10 @@ def main() -> int:
                 out = json.loads(subprocess.run([a.python[side], str(CHILD), "pin", "--rank", str(a.rank)],
                                                 check=True, capture_output=True, text=True, env=env).stdout)
                 rows["Python pin_rank(dry_run=True), first call"][side].append(out["pin_cold_ns"])
+                out = json.loads(subprocess.run([a.python[side], str(CHILD), "pin", "--rank", str(a.rank), "--loaded"],
+                                                check=True, capture_output=True, text=True, env=env).stdout)
+                rows["Python pin_rank(dry_run=True), first call, modules loaded"][side].append(out["pin_cold_ns"])
+                rows["Python: loading those modules"][side].append(out["load_ns"])
     print(f"| measure ({a.runs} fresh processes each) | old | new | new / old |")
     print("|---|---|---|---|")
     for name, (old, new) in rows.items():

@@ -222,18 +222,29 @@ struct nmb_topology {
  * sets only the cpus, cores and l3 arrays (so it may run in a thread of
  * its own while the rest is read: topology.c). */
 NMB_HIDDEN int nmb__read_nodes(nmb_topology_t *t);
-/* Every /sys/class/infiniband device's ports, read ahead of the NICs (by
- * the CPU thread); a device whose ports fail to read is left out. */
+/* The RDMA devices' ports, read ahead of the NICs by whichever of the CPU
+ * thread and the calling thread is free first (topology.c): the devices
+ * are listed before the thread starts, and each thread claims the next
+ * unread device until none is left. An entry whose ports failed stays
+ * unread: the NIC read reads it again, in NIC order, and fails there. */
 typedef struct {
     const char *name;
     nmb_nic_port_t *ports;
     int num_ports;
+    int read; /* 1 once its ports were read without error */
 } nmb_ports_ahead_entry_t;
 typedef struct {
+    char **names;
     int num;
     nmb_ports_ahead_entry_t *nics;
+    int next; /* the next entry to claim (atomic) */
 } nmb_ports_ahead_t;
-NMB_HIDDEN void nmb__read_ports_ahead(nmb_topology_t *t, nmb_ports_ahead_t *out);
+/* Lists /sys/class/infiniband into `a` (empty where that fails: the NIC
+ * read lists it again and says why). */
+NMB_HIDDEN void nmb__ports_ahead_list(nmb_topology_t *t, nmb_ports_ahead_t *a);
+/* Claims and reads entries until none is left; any thread, `t` its own. */
+NMB_HIDDEN void nmb__ports_ahead_read(nmb_topology_t *t, nmb_ports_ahead_t *a);
+NMB_HIDDEN void nmb__ports_ahead_free(nmb_ports_ahead_t *a);
 NMB_HIDDEN int nmb__read_cpus(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_allowed(nmb_topology_t *t);
 NMB_HIDDEN int nmb__read_pci(nmb_topology_t *t, unsigned flags);

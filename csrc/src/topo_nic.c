@@ -189,7 +189,7 @@ static int read_nic_ports(nmb_topology_t *t, nmb_nic_t *nic, const nmb_ports_ahe
     nmb_nic_port_t *ports = NULL;
     int num = 0, err = -ENOENT;
     for (int i = 0; ahead && i < ahead->num; i++)
-        if (strcmp(ahead->nics[i].name, nic->name) == 0) {
+        if (ahead->nics[i].read && strcmp(ahead->nics[i].name, nic->name) == 0) {
             ports = ahead->nics[i].ports;
             num = ahead->nics[i].num_ports;
             err = 0;
@@ -211,26 +211,39 @@ static int read_nic_ports(nmb_topology_t *t, nmb_nic_t *nic, const nmb_ports_ahe
     return 0;
 }
 
-void nmb__read_ports_ahead(nmb_topology_t *t, nmb_ports_ahead_t *out)
+void nmb__ports_ahead_list(nmb_topology_t *t, nmb_ports_ahead_t *a)
 {
-    char **names;
-    int n = nmb__fs_list(&t->fs, IB_CLASS, &names);
-    out->num = 0;
-    if (n <= 0 || !(out->nics = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *out->nics))) {
-        if (n > 0)
-            nmb__fs_free_names(names, n);
-        nmb__clear_error();
-        return;
+    memset(a, 0, sizeof *a);
+    int n = nmb__fs_list(&t->fs, IB_CLASS, &a->names);
+    if (n > 0 && (a->nics = calloc((size_t)n, sizeof *a->nics))) {
+        a->num = n;
+        for (int i = 0; i < n; i++)
+            a->nics[i].name = a->names[i];
+    } else if (n > 0) {
+        nmb__fs_free_names(a->names, n);
+        a->names = NULL;
     }
-    for (int i = 0; i < n; i++) {
-        nmb_ports_ahead_entry_t *e = &out->nics[out->num];
-        /* A device whose ports fail is left out: the NIC read asks again, and
-         * fails where a read NIC by NIC fails. */
-        if ((e->name = nmb__arena_strdup(&t->arena, names[i])) && read_ports(t, names[i], &e->ports, &e->num_ports) == 0)
-            out->num++;
-    }
-    nmb__fs_free_names(names, n);
     nmb__clear_error();
+}
+
+void nmb__ports_ahead_read(nmb_topology_t *t, nmb_ports_ahead_t *a)
+{
+    for (;;) {
+        int i = __atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED);
+        if (i >= a->num)
+            break;
+        nmb_ports_ahead_entry_t *e = &a->nics[i];
+        e->read = read_ports(t, e->name, &e->ports, &e->num_ports) == 0;
+    }
+    nmb__clear_error();
+}
+
+void nmb__ports_ahead_free(nmb_ports_ahead_t *a)
+{
+    if (a->names)
+        nmb__fs_free_names(a->names, a->num);
+    free(a->nics);
+    memset(a, 0, sizeof *a);
 }
 
 static int cmp_nics(const void *a, const void *b)

@@ -11,17 +11,16 @@
 
 /* The per-CPU files (a core's sibling list, and more on older kernels: 112
  * files on a DGX H100) are a third of a read, and nothing else read needs
- * them. On a machine with many CPUs a thread of its own reads them, and
- * then the RDMA ports (4 files a port, independent of the rest), while the
- * calling thread reads the allowed sets, the PCI tree, the GPUs and the
- * NICs' devices: on a DGX H100 tree that splits the files about evenly.
+ * them. On a machine with many CPUs a thread of its own reads them while
+ * the calling thread reads the allowed sets, the PCI tree, the GPUs and the
+ * NICs' devices; then whichever is free first reads the RDMA ports (4
+ * files a port, independent of the rest), claiming one device at a time.
  * The thread works on a copy of the topology with its own
  * directory state and arena (whose blocks join the topology's after) and
  * every signal blocked; the calling thread waits for it on every path.
  * Errors come out as a sequential read gives them: the CPUs' first, and a
- * port that failed in the thread is read again by the NIC read, in order
- * (topo_nic.c). Not
- * when recording files (a capture keeps the sequential order), on small
+ * device whose ports failed ahead is read again by the NIC read, in NIC
+ * order (topo_nic.c). Not when recording files (a capture keeps the sequential order), on small
  * machines (the thread would cost more than it saves), for a process bound
  * to one CPU, with NUMABIND_ONE_THREAD set, or where no thread can start:
  * then the CPUs and ports are read here, as before. */
@@ -32,7 +31,7 @@ struct cpu_job {
     pthread_t thread;
     int err;
     char detail[1024];
-    nmb_ports_ahead_t ports;
+    nmb_ports_ahead_t *ports; /* the caller's; both threads claim from it */
 };
 
 static void *cpu_job_run(void *arg)
@@ -43,15 +42,15 @@ static void *cpu_job_run(void *arg)
         nmb__fs_describe(&job->copy.fs, job->err);
         snprintf(job->detail, sizeof job->detail, "%s", nmb_last_error());
     } else {
-        nmb__read_ports_ahead(&job->copy, &job->ports);
+        nmb__ports_ahead_read(&job->copy, job->ports);
     }
     nmb__fs_leave(&job->copy.fs);
     return NULL;
 }
 
-/* The job reading the CPUs in a thread, or NULL where they are to be read
- * by the caller. */
-static struct cpu_job *cpu_job_start(nmb_topology_t *t)
+/* The job reading the CPUs (and then ports) in a thread, or NULL where
+ * they are to be read by the caller. `ports` is listed here when it is. */
+static struct cpu_job *cpu_job_start(nmb_topology_t *t, nmb_ports_ahead_t *ports)
 {
     if (t->fs.record || nmb_bitmap_count(&t->online) < CPU_THREAD_MIN_CPUS || getenv("NUMABIND_ONE_THREAD"))
         return NULL;
@@ -83,6 +82,8 @@ static struct cpu_job *cpu_job_start(nmb_topology_t *t)
         return NULL;
     }
     pthread_attr_setaffinity_np(&attr, sizeof mine, &mine);
+    nmb__ports_ahead_list(t, ports);
+    job->ports = ports;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -90,15 +91,15 @@ static struct cpu_job *cpu_job_start(nmb_topology_t *t)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
+        nmb__ports_ahead_free(ports);
         free(job);
         return NULL;
     }
     return job;
 }
 
-/* Waits for the job and takes what it read (the NIC ports into `ports`);
- * its error before `err`. */
-static int cpu_job_finish(nmb_topology_t *t, struct cpu_job *job, int err, nmb_ports_ahead_t *ports)
+/* Waits for the job and takes what it read; its error before `err`. */
+static int cpu_job_finish(nmb_topology_t *t, struct cpu_job *job, int err)
 {
     pthread_join(job->thread, NULL);
     nmb__arena_take(&t->arena, &job->copy.arena);
@@ -115,7 +116,6 @@ static int cpu_job_finish(nmb_topology_t *t, struct cpu_job *job, int err, nmb_p
         t->cores = job->copy.cores;
         t->num_l3 = job->copy.num_l3;
         t->l3 = job->copy.l3;
-        *ports = job->ports;
     }
     free(job);
     return err;
@@ -146,7 +146,8 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
     }
     if ((err = nmb__read_nodes(t)) < 0)
         goto fail;
-    struct cpu_job *job = cpu_job_start(t);
+    nmb_ports_ahead_t ports = {0};
+    struct cpu_job *job = cpu_job_start(t, &ports);
     err = job ? 0 : nmb__read_cpus(t);
     if (err >= 0)
         err = nmb__read_allowed(t);
@@ -157,12 +158,15 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
     nmb_nic_read_t nics = {0};
     if (err >= 0)
         err = nmb__read_nics_begin(t, &nics);
-    nmb_ports_ahead_t ports = {0};
-    if (job)
-        err = cpu_job_finish(t, job, err, &ports);
+    if (job) {
+        if (err >= 0)
+            nmb__ports_ahead_read(t, &ports); /* what the thread has not claimed yet */
+        err = cpu_job_finish(t, job, err);
+    }
     if (err >= 0)
-        err = nmb__read_nics_end(t, &nics, &ports);
+        err = nmb__read_nics_end(t, &nics, job ? &ports : NULL);
     nmb__read_nics_free(&nics);
+    nmb__ports_ahead_free(&ports);
     if (err < 0)
         goto fail;
     *out = t;
