@@ -272,8 +272,7 @@ int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r)
     r->num = n;
     t->nics = nmb__arena_alloc(&t->arena, (size_t)n * sizeof *t->nics);
     if (!t->nics)
-        return -ENOMEM;
-    memset(t->nics, 0, (size_t)n * sizeof *t->nics);
+        return -ENOMEM; /* zeroed, as every arena block */
     /* A NIC's device failing is kept for nmb__read_nics_end, which first
      * reads the ports of the NICs before it: a read NIC by NIC would have
      * failed on one of those first. */
