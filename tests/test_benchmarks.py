@@ -130,6 +130,25 @@ def test_launch_variance_fake(tmp_path):
         assert rank["pinned"] is None
 
 
+def test_launch_variance_ranks_default_to_the_visible_gpus(tmp_path, monkeypatch):
+    # One rank per GPU numabind sees: a 4-rank job on a one-GPU host failed
+    # every round (lent H100, 2026-12-07).
+    import fixtures
+    sys.path.insert(0, str(BENCH / "gpu"))
+    try:
+        import launch_variance
+    finally:
+        sys.path.pop(0)
+    root = str(fixtures.host_gpus(tmp_path))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert launch_variance.default_nproc(False, root) == 2
+    with pytest.raises(SystemExit, match="sees no GPU"):
+        launch_variance.default_nproc(False, str(fixtures.described("plain-2cpu-no-gpu", tmp_path / "nogpu")))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert launch_variance.default_nproc(False, root) == 1
+    assert launch_variance.default_nproc(True, root) == 4
+
+
 def test_run_all_names_every_gpu_script():
     text = (BENCH / "gpu/run_all.sh").read_text()
     for script in ("show_vs_nvidia_smi", "copy_bandwidth", "launch_variance"):

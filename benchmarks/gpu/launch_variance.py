@@ -1,5 +1,5 @@
-"""A 4-rank job pinned by numabind vs unpinned: the spread of a CPU-bound
-kernel-launch loop.
+"""A job of one rank per GPU pinned by numabind vs unpinned: the spread of a
+CPU-bound kernel-launch loop.
 
 Each rank (started by torchrun, one per GPU) launches tiny kernels in a loop
 — `--launches` one-element adds, then a synchronize, timed on the host — so
@@ -9,13 +9,14 @@ same job runs unpinned (what torchrun does by default) and with
 p50, p99, p99.9 and standard deviation of the per-iteration time over every
 rank and round, and numabind / unpinned.
 
-    python3 benchmarks/gpu/launch_variance.py [--nproc 4] [--rounds 3] [--iters 20000]
+    python3 benchmarks/gpu/launch_variance.py [--nproc N] [--rounds 3] [--iters 20000]
         [--modes none,numabind] [--background 0]
 
 `--modes` may add `torch-node` (torchrun --numa-binding=node, PyTorch's own
 binding). `--background N` starts N busy processes (unpinned, like other
 tenants or data loaders) for the duration, to give the scheduler something to
-move the ranks around for. About 60-90 s with the defaults on 4 GPUs.
+move the ranks around for. `--nproc` defaults to the GPUs numabind sees
+(4 with `--fake`). About 60-90 s with the defaults on 4 GPUs.
 Prints Markdown, then the raw figures as one JSON line prefixed "JSON ".
 `--fake` times a CPU-only loop instead (no GPU), to check the script.
 """
@@ -154,9 +155,21 @@ def pooled(results: list[dict]) -> dict:
     return summarize([t for r in results for t in r["times_ns"]])
 
 
+def default_nproc(fake: bool, fsroot: str | None) -> int:
+    """One rank per GPU numabind sees (CUDA_VISIBLE_DEVICES honoured); 4 for
+    --fake, which needs none."""
+    if fake:
+        return 4
+    import numabind
+    n = len(numabind.topology(fsroot, nvml=False).gpus)
+    if n == 0:
+        raise SystemExit("launch_variance.py: numabind sees no GPU here; give --nproc, or --fake for a CPU loop")
+    return n
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--nproc", type=int, default=4)
+    p.add_argument("--nproc", type=int, default=None, help="ranks (default: one per visible GPU)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--iters", type=int, default=20000, help="timed iterations per rank")
     p.add_argument("--launches", type=int, default=20, help="kernel launches per iteration")
@@ -172,6 +185,8 @@ def main() -> int:
     if a.worker:
         worker(a)
         return 0
+    if a.nproc is None:
+        a.nproc = default_nproc(a.fake, a.fsroot)
 
     import tempfile
     modes = [m for m in a.modes.split(",") if m]
