@@ -228,15 +228,14 @@ NMB_HIDDEN int nmb__read_nodes(nmb_topology_t *t);
  * unread device until none is left. An entry whose ports failed stays
  * unread: the NIC read reads it again, in NIC order, and fails there. */
 typedef struct {
-    const char *name;
     nmb_nic_port_t *ports;
     int num_ports;
     int read; /* 1 once its ports were read without error */
 } nmb_ports_ahead_entry_t;
 typedef struct {
-    char **names;
+    char **names; /* the devices, sorted; NULL where the listing failed */
     int num;
-    nmb_ports_ahead_entry_t *nics;
+    nmb_ports_ahead_entry_t *nics; /* nics[i]: names[i]'s ports */
     int next; /* the next entry to claim (atomic) */
 } nmb_ports_ahead_t;
 /* Lists /sys/class/infiniband into `a` (empty where that fails: the NIC
@@ -255,21 +254,23 @@ NMB_HIDDEN int nmb__pci_read_locality(nmb_topology_t *t, int index, int with_cpu
 NMB_HIDDEN int nmb__is_gpu_function(const nmb_pci_function_t *f);
 NMB_HIDDEN int nmb__read_gpus(nmb_topology_t *t, unsigned flags);
 /* The RDMA NICs, in two steps so that topology.c's CPU thread can read
- * their ports meanwhile. nmb__read_nics_begin lists /sys/class/infiniband
- * and reads each device's PCI function, NUMA node and netdev, up to the
- * first that fails, whose error it keeps; nmb__read_nics_end reads the
- * ports of the NICs before that one (taking those `ahead` holds, which may
- * be NULL) and then returns the kept error: the error a read NIC by NIC
- * gives. nmb__read_nics_free after either. */
+ * their ports meanwhile. nmb__read_nics_begin takes the devices `ahead`
+ * listed (NULL, or a listing that failed: it lists /sys/class/infiniband
+ * itself) and reads each device's PCI function, NUMA node and netdev, up
+ * to the first that fails, whose error it keeps; nmb__read_nics_end reads
+ * the ports of the NICs before that one (those `ahead` read are taken) and
+ * then returns the kept error: the error a read NIC by NIC gives.
+ * nmb__read_nics_free after either; `ahead` outlives all three. */
 typedef struct {
-    char **names;
+    char **names;                  /* listed here; NULL when `ahead`'s are used */
+    const nmb_ports_ahead_t *ahead;
     int num;      /* devices listed */
     int devices;  /* of them, read before the failure */
     int err;      /* the failure, 0 when none */
     char detail[1024];
 } nmb_nic_read_t;
-NMB_HIDDEN int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r);
-NMB_HIDDEN int nmb__read_nics_end(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_ahead_t *ahead);
+NMB_HIDDEN int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_ahead_t *ahead);
+NMB_HIDDEN int nmb__read_nics_end(nmb_topology_t *t, nmb_nic_read_t *r);
 NMB_HIDDEN void nmb__read_nics_free(nmb_nic_read_t *r);
 /* nvml.c: every NVLink NVML reports up: fn(ctx, the GPU's address, the
  * remote end's address, or NULL for an NVSwitch). -ENOENT without NVML. */

@@ -182,21 +182,19 @@ static int read_ports(nmb_topology_t *t, const char *name, nmb_nic_port_t **out,
     return err;
 }
 
-/* The ports of `nic`: those read ahead where `ahead` holds them, else read
- * here; then libibverbs' state and link layer where it lists the device. */
-static int read_nic_ports(nmb_topology_t *t, nmb_nic_t *nic, const nmb_ports_ahead_t *ahead, nmb_verbs_t *verbs)
+/* The ports of `nic`: `ahead`'s where it read them (NULL or unread: read
+ * here); then libibverbs' state and link layer where it lists the device. */
+static int read_nic_ports(nmb_topology_t *t, nmb_nic_t *nic, const nmb_ports_ahead_entry_t *ahead,
+                          nmb_verbs_t *verbs)
 {
-    nmb_nic_port_t *ports = NULL;
-    int num = 0, err = -ENOENT;
-    for (int i = 0; ahead && i < ahead->num; i++)
-        if (ahead->nics[i].read && strcmp(ahead->nics[i].name, nic->name) == 0) {
-            ports = ahead->nics[i].ports;
-            num = ahead->nics[i].num_ports;
-            err = 0;
-            break;
-        }
-    if (err < 0 && (err = read_ports(t, nic->name, &ports, &num)) < 0)
+    nmb_nic_port_t *ports;
+    int num, err;
+    if (ahead && ahead->read) {
+        ports = ahead->ports;
+        num = ahead->num_ports;
+    } else if ((err = read_ports(t, nic->name, &ports, &num)) < 0) {
         return err;
+    }
     for (int i = 0; i < num && verbs; i++) {
         nmb_verbs_port_t vp;
         if (nmb__verbs_query(verbs, nic->name, ports[i].port, &vp) == 0) {
@@ -217,8 +215,6 @@ void nmb__ports_ahead_list(nmb_topology_t *t, nmb_ports_ahead_t *a)
     int n = nmb__fs_list(&t->fs, IB_CLASS, &a->names);
     if (n > 0 && (a->nics = calloc((size_t)n, sizeof *a->nics))) {
         a->num = n;
-        for (int i = 0; i < n; i++)
-            a->nics[i].name = a->names[i];
     } else if (n > 0) {
         nmb__fs_free_names(a->names, n);
         a->names = NULL;
@@ -233,7 +229,7 @@ void nmb__ports_ahead_read(nmb_topology_t *t, nmb_ports_ahead_t *a)
         if (i >= a->num)
             break;
         nmb_ports_ahead_entry_t *e = &a->nics[i];
-        e->read = read_ports(t, e->name, &e->ports, &e->num_ports) == 0;
+        e->read = read_ports(t, a->names[i], &e->ports, &e->num_ports) == 0;
     }
     nmb__clear_error();
 }
@@ -256,13 +252,16 @@ static int cmp_nics(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r)
+int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_ahead_t *ahead)
 {
     r->names = NULL;
     r->num = r->devices = 0;
     r->err = 0;
     r->detail[0] = '\0';
-    int n = nmb__fs_list(&t->fs, IB_CLASS, &r->names);
+    r->ahead = ahead && ahead->names ? ahead : NULL;
+    /* The devices the ports were read ahead for, in the same order, where
+     * that listing worked; else listed here (and its failure said here). */
+    int n = r->ahead ? ahead->num : nmb__fs_list(&t->fs, IB_CLASS, &r->names);
     if (n == -ENOENT || n == 0)
         return 0; /* no RDMA stack: no NICs, not an error */
     if (n == -ENOTDIR)
@@ -276,7 +275,8 @@ int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r)
     /* A NIC's device failing is kept for nmb__read_nics_end, which first
      * reads the ports of the NICs before it: a read NIC by NIC would have
      * failed on one of those first. */
-    while (r->devices < n && (r->err = read_nic_device(t, r->names[r->devices], &t->nics[r->devices])) == 0)
+    char **names = r->ahead ? r->ahead->names : r->names;
+    while (r->devices < n && (r->err = read_nic_device(t, names[r->devices], &t->nics[r->devices])) == 0)
         r->devices++;
     if (r->err < 0) {
         nmb__fs_describe(&t->fs, r->err); /* the failed file, named now: later reads move on */
@@ -285,14 +285,14 @@ int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r)
     return 0;
 }
 
-int nmb__read_nics_end(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_ahead_t *ahead)
+int nmb__read_nics_end(nmb_topology_t *t, nmb_nic_read_t *r)
 {
     nmb_verbs_t *verbs = NULL;
     int err = 0;
     if (r->devices && nmb__fs_live(&t->fs) && !(t->flags & NMB_TOPOLOGY_NO_VERBS))
         verbs = nmb__verbs_open();
     for (int i = 0; i < r->devices && err == 0; i++)
-        err = read_nic_ports(t, &t->nics[i], ahead, verbs);
+        err = read_nic_ports(t, &t->nics[i], r->ahead ? &r->ahead->nics[i] : NULL, verbs);
     nmb__verbs_close(verbs);
     if (err == 0 && r->err < 0) {
         err = r->err;

@@ -20,10 +20,10 @@
  * every signal blocked; the calling thread waits for it on every path.
  * Errors come out as a sequential read gives them: the CPUs' first, and a
  * device whose ports failed ahead is read again by the NIC read, in NIC
- * order (topo_nic.c). Not when recording files (a capture keeps the sequential order), on small
- * machines (the thread would cost more than it saves), for a process bound
- * to one CPU, with NUMABIND_ONE_THREAD set, or where no thread can start:
- * then the CPUs and ports are read here, as before. */
+ * order (topo_nic.c). Not when recording files (a capture keeps the
+ * sequential order), on small machines (the thread would cost more than it
+ * saves), for a process bound to one CPU, with NUMABIND_ONE_THREAD set, or
+ * where no thread can start: then the CPUs and ports are read here. */
 #define CPU_THREAD_MIN_CPUS 32
 
 struct cpu_job {
@@ -157,14 +157,14 @@ int nmb_topology_create(nmb_topology_t **out, const char *fsroot, unsigned flags
         err = nmb__read_gpus(t, flags);
     nmb_nic_read_t nics = {0};
     if (err >= 0)
-        err = nmb__read_nics_begin(t, &nics);
+        err = nmb__read_nics_begin(t, &nics, job ? &ports : NULL);
     if (job) {
         if (err >= 0)
             nmb__ports_ahead_read(t, &ports); /* what the thread has not claimed yet */
         err = cpu_job_finish(t, job, err);
     }
     if (err >= 0)
-        err = nmb__read_nics_end(t, &nics, job ? &ports : NULL);
+        err = nmb__read_nics_end(t, &nics);
     nmb__read_nics_free(&nics);
     nmb__ports_ahead_free(&ports);
     if (err < 0)
