@@ -101,10 +101,17 @@ def test_what_a_plan_only_read_leaves_out(tree, name):
     located = {g.pci_address for g in full.all_gpus}
     nic_functions = {n.pci_address for n in full.nics if n.pci_address}
     assert [f.address for f in lean.pci] == [f.address for f in full.pci]
+    below = _functions_with_functions_below(full)
     for f, g in zip(full.pci, lean.pci):
-        # The tree and the ids are read for every function; links for none.
-        assert (g.vendor, g.device, g.class_code, g.parent, g.host_bridge, g.depth, g.is_bridge, g.path) == \
-            (f.vendor, f.device, f.class_code, f.parent, f.host_bridge, f.depth, f.is_bridge, f.path)
+        # The tree is read for every function, the ids for every function
+        # with none below it (a bridge's never are: it is where it is);
+        # links for none.
+        assert (g.parent, g.host_bridge, g.depth, g.path) == (f.parent, f.host_bridge, f.depth, f.path)
+        if f.address in below:
+            assert (g.vendor, g.device, g.class_code, g.is_bridge) == (0, 0, 0, True), f.address
+        else:
+            assert (g.vendor, g.device, g.class_code, g.is_bridge) == \
+                (f.vendor, f.device, f.class_code, f.is_bridge), f.address
         assert (g.link_width, g.link_speed_gts) == (None, None)
         if f.address in located:
             assert (g.numa_node, g.local_cpus) == (f.numa_node, f.local_cpus)
@@ -119,6 +126,80 @@ def test_what_a_plan_only_read_leaves_out(tree, name):
         assert [p._replace(phys_state=0) for p in a.ports] == list(b.ports)
     # The classes a plan is made from (GPU x NIC) are the same.
     assert (lean.gpu_nic_distances == full.gpu_nic_distances).all()
+
+
+def _functions_with_functions_below(topo) -> set[str]:
+    return {f.address for f in topo.pci if any(h.path.startswith(f.path + "/") for h in topo.pci)}
+
+
+def _uevent_of(root, address: str) -> str:
+    return os.path.join(str(root), "sys/bus/pci/devices", address, "uevent")
+
+
+# On the DGX H100 tree bridge 0000:17:00.0 has one function below it, the
+# NIC 0000:18:00.0; 0000:1f:00.0 is a NIC further on.
+BRIDGE, ONLY_BELOW, LATER = "0000:17:00.0", "0000:18:00.0", "0000:1f:00.0"
+
+
+def test_a_bridge_is_not_read(tree):
+    """A function other functions sit below is passed over by a plan-only
+    read: its uevent, unreadable here, is never opened (the full read
+    refuses it, naming it), and the plans are the full read's of the
+    undamaged tree."""
+    root = _write(tree, "dgx-h100", private=True)
+    assert BRIDGE in _functions_with_functions_below(numabind.topology(root))
+    plans = {repr(opts): _plan(root, **opts) for opts in OPTIONS}
+    with open(_uevent_of(root, BRIDGE), "w") as f:
+        f.write("PCI_CLASS=zz\nPCI_ID=8086:1234\n")
+    with pytest.raises(numabind.TopologyError, match=f"{BRIDGE}/uevent: PCI_CLASS 'zz'"):
+        numabind.topology(root)
+    lean = numabind.topology(root, plan_only=True)
+    assert {repr(opts): _plan(lean, **opts) for opts in OPTIONS} == plans
+
+
+def _link_below_bridge(root, below: str = ONLY_BELOW) -> None:
+    """Makes the one function below a bridge (BRIDGE's by default) a link
+    to where its directory now is: the kernel's check on the way to its
+    uevent fails, and its link is resolved the long way."""
+    real = os.path.realpath(os.path.join(str(root), "sys/bus/pci/devices", below))
+    moved = os.path.join(str(root), "sys/devices", "moved-" + below)
+    os.rename(real, moved)
+    os.symlink(moved, real)
+
+
+def test_a_bridge_is_read_where_nothing_below_it_was_checked(tree):
+    """Where no function below a bridge was reached without a link on the
+    way, the bridge is read as any function: its damaged uevent is the
+    error, as in a full read."""
+    root = _write(tree, "dgx-h100", private=True)
+    _link_below_bridge(root)
+    full, lean = numabind.topology(root), numabind.topology(root, plan_only=True)
+    assert [f.address for f in lean.pci] == [f.address for f in full.pci]
+    assert [(f.vendor, f.class_code) for f in lean.pci if f.address == BRIDGE] == \
+        [(f.vendor, f.class_code) for f in full.pci if f.address == BRIDGE]
+    with open(_uevent_of(root, BRIDGE), "w") as f:
+        f.write("PCI_CLASS=zz\nPCI_ID=8086:1234\n")
+    for plan_only in (False, True):
+        with pytest.raises(numabind.TopologyError, match=f"{BRIDGE}/uevent: PCI_CLASS 'zz'"):
+            numabind.topology(root, plan_only=plan_only)
+
+
+@pytest.mark.parametrize("bridge, below, other, first", [
+    (BRIDGE, ONLY_BELOW, LATER, BRIDGE),                        # the bridge lists first
+    ("0000:3f:00.0", "0000:40:00.0", LATER, LATER),             # the other function does
+])
+def test_a_bridge_read_late_fails_in_order(tree, bridge, below, other, first):
+    """A bridge read at the end (nothing below it checked) fails in listing
+    order: with another function damaged too, the one listed first is the
+    error given, as in a read in order."""
+    root = _write(tree, "dgx-h100", private=True)
+    _link_below_bridge(root, below)
+    for address in (bridge, other):
+        with open(_uevent_of(root, address), "w") as f:
+            f.write("PCI_CLASS=zz\nPCI_ID=8086:1234\n")
+    for plan_only in (False, True):
+        with pytest.raises(numabind.TopologyError, match=f"{first}/uevent: PCI_CLASS 'zz'"):
+            numabind.topology(root, plan_only=plan_only)
 
 
 @pytest.mark.parametrize("name", DESCRIBED)

@@ -457,6 +457,24 @@ static int join_lexically(const char *dir, size_t n, const char *target, char *o
     return 0;
 }
 
+/* Checks, once, that the directory `path`'s first `dlen` bytes name holds
+ * no link from the root down (sys/bus/pci/devices for every function):
+ * a link's target is relative to where that directory really is. */
+static int verify_link_dir(nmb_fs_t *fs, const char *path, size_t dlen)
+{
+    if ((fs->verified_len == dlen && memcmp(fs->verified, path, dlen) == 0) ||
+        (fs->resolved_len == dlen && memcmp(fs->resolved, path, dlen) == 0))
+        return 0;
+    int dfd = open_link_free(fs, path, dlen, O_PATH | O_DIRECTORY);
+    if (dfd < 0)
+        return -1;
+    close(dfd);
+    memcpy(fs->verified, path, dlen);
+    fs->verified[dlen] = '\0';
+    fs->verified_len = dlen;
+    return 0;
+}
+
 /* The fast form of slow_realpath for a path whose links are its last
  * component only (sys/bus/pci/devices/X, or a device's `device`): -1 where
  * it cannot tell, for slow_realpath to answer. */
@@ -467,19 +485,8 @@ static int fast_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, i
     char target[PATH_MAX], joined[PATH_MAX];
     if (fs->no_openat2 || !slash || dlen == 0 || fs->root_len + strlen(path) >= PATH_MAX)
         return -1;
-    /* The directory holding the link: checked once (sys/bus/pci/devices
-     * for every function), since the link's target is relative to where
-     * that directory really is. */
-    if (!(fs->verified_len == dlen && memcmp(fs->verified, path, dlen) == 0) &&
-        !(fs->resolved_len == dlen && memcmp(fs->resolved, path, dlen) == 0)) {
-        int dfd = open_link_free(fs, path, dlen, O_PATH | O_DIRECTORY);
-        if (dfd < 0)
-            return -1;
-        close(dfd);
-        memcpy(fs->verified, path, dlen);
-        fs->verified[dlen] = '\0';
-        fs->verified_len = dlen;
-    }
+    if (verify_link_dir(fs, path, dlen) < 0)
+        return -1;
     const char *rel;
     int base = base_of(fs, path, &rel);
     ssize_t n = readlinkat(base, rel, target, sizeof target - 1);
@@ -531,35 +538,48 @@ int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_t len)
     return nmb__fs_resolve(fs, path, out, len, NULL);
 }
 
-int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, char *out, size_t len, const char *name, char *buf,
-                         size_t buflen)
+int nmb__fs_link_target(nmb_fs_t *fs, const char *link, char *joined, size_t len)
+{
+    const char *slash = strrchr(link, '/');
+    size_t dlen = slash ? (size_t)(slash - link) : 0;
+    char target[PATH_MAX];
+    if (fs->record || fs->no_openat2 || !dlen || fs->root_len + strlen(link) >= PATH_MAX ||
+        verify_link_dir(fs, link, dlen) < 0)
+        return -1;
+    const char *rel;
+    int base = base_of(fs, link, &rel);
+    ssize_t n = readlinkat(base, rel, target, sizeof target - 1);
+    if (n <= 0)
+        return -1;
+    target[n] = '\0';
+    if (target[0] == '/' || join_lexically(link, dlen, target, joined, len) < 0)
+        return -1;
+    return 0;
+}
+
+int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, const char *target, char *out, size_t len,
+                         const char *name, char *buf, size_t buflen, int *checked)
 {
     /* The fast form: the link's target joined as text, then one openat2 of
      * the file in it that refuses, as the directory's own would, any
      * component that is a link or leads out of the root. */
-    const char *slash = strrchr(link, '/');
-    size_t dlen = slash ? (size_t)(slash - link) : 0;
-    char target[PATH_MAX], joined[PATH_MAX], file[PATH_MAX];
-    if (!fs->record && !fs->no_openat2 && dlen && fs->root_len + strlen(link) < PATH_MAX &&
-        fs->verified_len == dlen && memcmp(fs->verified, link, dlen) == 0) {
-        const char *rel;
-        int base = base_of(fs, link, &rel);
-        ssize_t n = readlinkat(base, rel, target, sizeof target - 1);
-        if (n > 0) {
-            target[n] = '\0';
-            size_t jlen;
-            if (target[0] != '/' && join_lexically(link, dlen, target, joined, sizeof joined) == 0 &&
-                (jlen = strlen(joined)) < len &&
-                (size_t)snprintf(file, sizeof file, "%s/%s", joined, name) < sizeof file &&
-                fs->root_len + strlen(file) < PATH_MAX) {
-                int fd = open_link_free(fs, file, strlen(file), O_RDONLY | O_NONBLOCK | O_NOCTTY);
-                if (fd >= 0) {
-                    memcpy(out, joined, jlen + 1);
-                    memcpy(fs->resolved, joined, jlen + 1);
-                    fs->resolved_len = jlen;
-                    return read_open_file(fs, fd, file, buf, buflen);
-                }
-            }
+    char joined[PATH_MAX], file[PATH_MAX];
+    size_t jlen;
+    if (checked)
+        *checked = 0;
+    if (!target && nmb__fs_link_target(fs, link, joined, sizeof joined) == 0)
+        target = joined;
+    if (target && !fs->record && !fs->no_openat2 && (jlen = strlen(target)) < len &&
+        (size_t)snprintf(file, sizeof file, "%s/%s", target, name) < sizeof file &&
+        fs->root_len + strlen(file) < PATH_MAX) {
+        int fd = open_link_free(fs, file, strlen(file), O_RDONLY | O_NONBLOCK | O_NOCTTY);
+        if (fd >= 0) {
+            memcpy(out, target, jlen + 1);
+            memcpy(fs->resolved, target, jlen + 1);
+            fs->resolved_len = jlen;
+            if (checked)
+                *checked = 1;
+            return read_open_file(fs, fd, file, buf, buflen);
         }
     }
     /* Anything else (the file missing, a link on the way, no openat2, a

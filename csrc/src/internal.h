@@ -93,12 +93,22 @@ NMB_HIDDEN int nmb__fs_realpath(nmb_fs_t *fs, const char *path, char *out, size_
  * (links further down, absolute targets, no openat2) goes through
  * realpath(), with the same results and errors. */
 NMB_HIDDEN int nmb__fs_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, int *dir_fd);
+/* Where `link` is a link with a relative target in a directory that holds
+ * no link from the root down (checked once, with openat2): that target
+ * joined to the directory as text, into `joined`. -1 otherwise, and when
+ * recording or without openat2. Nothing past the directory is checked:
+ * the path is the link's resolution only if no component of it is a link,
+ * which nmb__fs_resolve_read has the kernel check. */
+NMB_HIDDEN int nmb__fs_link_target(nmb_fs_t *fs, const char *link, char *joined, size_t len);
 /* nmb__fs_resolve of `link` into out, then nmb__fs_read of file `name` in
- * it, where it can in one openat2 (the directory's own is not needed):
- * the file's length, or the error of whichever step failed, as the two
- * calls give it. The link's directory must have been resolved before. */
-NMB_HIDDEN int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, char *out, size_t len, const char *name,
-                                    char *buf, size_t buflen);
+ * it, where it can in one openat2 of the file in the link's target
+ * (`target`, from nmb__fs_link_target, or NULL to read it here) that
+ * refuses a link anywhere on the way: the file's length, or the error of
+ * whichever step failed, as the two calls give it. `checked` (may be NULL)
+ * is set to 1 when that openat2 opened it: then `out` and every directory
+ * above it hold no link from the root down. */
+NMB_HIDDEN int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, const char *target, char *out, size_t len,
+                                    const char *name, char *buf, size_t buflen, int *checked);
 /* Paths below directory `path` are opened relative to `fd` (taken over;
  * -1: `path` is opened here) until nmb__fs_leave or the next enter. Only
  * cuts the kernel's path walk: what is read, and every error, is unchanged. */

@@ -14,6 +14,8 @@ typedef struct pending {
     size_t bridge_len;    /* the host bridge's path: this much of fn.path */
     int under_bridge;     /* the path holds a host bridge: ancestors lie between it and the function */
     int unlocated;        /* NMB_TOPOLOGY_PLAN_ONLY: numa_node and local CPUs not read (yet) */
+    int name_index;       /* its place in the listing (skip_parents) */
+    int dead;             /* removed while being read: left out */
 } pending_t;
 
 static int cmp_pending(const void *a, const void *b)
@@ -95,7 +97,11 @@ typedef struct uevent_text {
 static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_function_t *f, unsigned flags,
                            int *unlocated, const uevent_text_t *uevent);
 
-static int read_function(nmb_topology_t *t, const char *name, pending_t *p, unsigned flags)
+/* `target`: the link's target read ahead (plan-only, nmb__fs_link_target),
+ * or NULL; `checked` set where the uevent was opened through it with the
+ * kernel refusing any link on the way (see skip_parents). */
+static int read_function(nmb_topology_t *t, const char *name, pending_t *p, unsigned flags, const char *target,
+                         int *checked)
 {
     char link[PATH_MAX], resolved[PATH_MAX];
     nmb_pci_function_t *f = &p->fn;
@@ -112,8 +118,8 @@ static int read_function(nmb_topology_t *t, const char *name, pending_t *p, unsi
         /* Only the uevent is read of most functions: opened with the
          * link's own check, no directory descriptor. */
         resolved[0] = '\0';
-        uevent.n = nmb__fs_resolve_read(&t->fs, link, resolved, sizeof resolved, "uevent", uevent.text,
-                                        sizeof uevent.text);
+        uevent.n = nmb__fs_resolve_read(&t->fs, link, target, resolved, sizeof resolved, "uevent", uevent.text,
+                                        sizeof uevent.text, checked);
         err = resolved[0] ? 0 : uevent.n;
     } else {
         err = nmb__fs_resolve(&t->fs, link, resolved, sizeof resolved, &dir_fd);
@@ -304,6 +310,120 @@ static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_func
     return 0;
 }
 
+/* A plan-only read needs nothing of a function other functions sit below
+ * (a bridge; a VMD controller), only where it is: its uevent is not read
+ * where the link of one below it was checked on the way to that one's own
+ * uevent (nmb__fs_resolve_read's `checked`), which walked through it. So
+ * the links are read first (nmb__fs_link_target), to know which functions
+ * have others below; those are passed over, and read as any other at the
+ * end if nothing below them was checked (a link on the way, a capture
+ * without uevent files). ~30 of the DGX H100's 54 functions. */
+typedef struct by_target {
+    const char *target;
+    int index;
+} by_target_t;
+
+typedef struct parents {
+    int n;
+    char **target;          /* by listing index: the link's target, or NULL */
+    by_target_t *sorted;    /* those with a target, by target */
+    int num_sorted;
+    unsigned char *parent;  /* by listing index: another function's target lies below its own */
+    unsigned char *checked; /* by listing index: a target below its own was checked */
+} parents_t;
+
+static int cmp_by_target(const void *a, const void *b)
+{
+    return strcmp(((const by_target_t *)a)->target, ((const by_target_t *)b)->target);
+}
+
+/* The first position in `p->sorted` whose target is >= key. */
+static int lower_bound(const parents_t *p, const char *key)
+{
+    int lo = 0, hi = p->num_sorted;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(p->sorted[mid].target, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void free_parents(parents_t *p)
+{
+    for (int i = 0; p->target && i < p->n; i++)
+        free(p->target[i]);
+    free(p->target);
+    free(p->sorted);
+    free(p->parent);
+    free(p->checked);
+    memset(p, 0, sizeof *p);
+}
+
+/* Fills `p` (all zero where it cannot: then every function is read). */
+static void find_parents(nmb_topology_t *t, char **names, int count, parents_t *p)
+{
+    size_t n = (size_t)(count ? count : 1);
+    memset(p, 0, sizeof *p);
+    p->n = count;
+    p->target = calloc(n, sizeof *p->target);
+    p->sorted = malloc(n * sizeof *p->sorted);
+    p->parent = calloc(n, 1);
+    p->checked = calloc(n, 1);
+    if (!p->target || !p->sorted || !p->parent || !p->checked) {
+        free_parents(p);
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        char link[PATH_MAX], joined[PATH_MAX];
+        if ((size_t)snprintf(link, sizeof link, PCI_DEVICES "/%s", names[i]) < sizeof link &&
+            nmb__fs_link_target(&t->fs, link, joined, sizeof joined) == 0 && (p->target[i] = strdup(joined)))
+            p->sorted[p->num_sorted++] = (by_target_t){p->target[i], i};
+    }
+    qsort(p->sorted, (size_t)p->num_sorted, sizeof *p->sorted, cmp_by_target);
+    for (int k = 0; k < p->num_sorted; k++) {
+        /* Any target that starts with this one and a slash lies below it. */
+        char key[PATH_MAX];
+        size_t len = (size_t)snprintf(key, sizeof key, "%s/", p->sorted[k].target);
+        if (len >= sizeof key)
+            continue;
+        int at = lower_bound(p, key);
+        p->parent[p->sorted[k].index] = at < p->num_sorted && strncmp(p->sorted[at].target, key, len) == 0;
+    }
+}
+
+/* The uevent of listing entry `i` was opened through its target with the
+ * kernel's check: every function whose target is a directory above it is
+ * checked too. */
+static void mark_checked(parents_t *p, int i)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", p->target[i]);
+    for (char *slash = strrchr(path, '/'); slash && slash != path; slash = strrchr(path, '/')) {
+        *slash = '\0';
+        for (int at = lower_bound(p, path); at < p->num_sorted && !strcmp(p->sorted[at].target, path); at++)
+            p->checked[p->sorted[at].index] = 1;
+    }
+}
+
+/* A function passed over (a parent): where it is, nothing more. */
+static int pass_over(nmb_topology_t *t, const char *name, const char *target, pending_t *pend)
+{
+    nmb_pci_function_t *f = &pend->fn;
+    if (nmb__parse_pci_address(name, &f->domain, &f->bus, &f->dev, &f->fn) < 0)
+        return nmb__fail(-EINVAL, PCI_DEVICES "/%s is not a PCI address", name);
+    place_in_tree(target, pend);
+    if (!(f->path = nmb__arena_strdup(&t->arena, target)) || !(f->address = nmb__arena_strdup(&t->arena, name)))
+        return -ENOMEM;
+    f->is_bridge = 1; /* functions sit below it */
+    f->link_width = -1;
+    f->numa_node = -1;
+    pend->unlocated = 1;
+    return 0;
+}
+
 int nmb__read_pci(nmb_topology_t *t, unsigned flags)
 {
     char **names;
@@ -319,17 +439,65 @@ int nmb__read_pci(nmb_topology_t *t, unsigned flags)
         nmb__fs_free_names(names, count);
         return -ENOMEM;
     }
+    parents_t parents = {0};
+    if ((flags & NMB_TOPOLOGY_PLAN_ONLY) && !t->fs.record)
+        find_parents(t, names, count, &parents);
     int kept = 0;
-    for (int i = 0; i < count && err == 0; i++) {
-        err = read_function(t, names[i], &pend[kept], flags);
+    for (int at = 0; at < count && err == 0; at++) {
+        const char *target = parents.target ? parents.target[at] : NULL;
+        int checked = 0;
+        pend[kept].name_index = at;
+        if (parents.target && parents.parent[at])
+            err = pass_over(t, names[at], target, &pend[kept]);
+        else
+            err = read_function(t, names[at], &pend[kept], flags, target, &checked);
         if (err == 0)
             kept++;
         else if (err == 1)
             err = 0;
+        if (err == 0 && checked && target)
+            mark_checked(&parents, at);
     }
+    /* Passed over, with nothing below checked: read as any function, in
+     * listing order (those the loop reached: an error where it stopped
+     * comes after theirs, as in a read of every function in order). */
+    int failed = err;
+    char detail[1024] = "";
+    if (failed < 0 && parents.target) {
+        nmb__fs_describe(&t->fs, failed); /* named now: the reads below move on */
+        snprintf(detail, sizeof detail, "%s", nmb_last_error());
+        err = 0;
+    }
+    for (int k = 0; k < kept && parents.target; k++) {
+        int j = pend[k].name_index;
+        if (!parents.parent[j] || parents.checked[j])
+            continue;
+        memset(&pend[k].fn, 0, sizeof pend[k].fn);
+        pend[k].unlocated = 0;
+        int e = read_function(t, names[j], &pend[k], flags, NULL, NULL);
+        if (e == 1)
+            pend[k].dead = 1;
+        else if (e < 0) {
+            err = e;
+            break;
+        }
+    }
+    if (err == 0 && failed < 0) {
+        err = failed;
+        if (detail[0])
+            nmb__fail(err, "%s", detail);
+        else
+            nmb__clear_error();
+    }
+    free_parents(&parents);
     nmb__fs_free_names(names, count);
     if (err < 0)
         goto out;
+    int live = 0;
+    for (int k = 0; k < kept; k++)
+        if (!pend[k].dead)
+            pend[live++] = pend[k];
+    kept = live;
     count = kept;
     qsort(pend, (size_t)count, sizeof *pend, cmp_pending);
 

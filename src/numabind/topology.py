@@ -432,8 +432,10 @@ def topology(fsroot: str | os.PathLike[str] | None = None, *, nvml: bool = True,
     ``nvlink`` asks NVML which GPUs NVLink joins (:meth:`Topology.gpu_link`;
     NVML's start-up costs tens of milliseconds, so it is off by default).
     ``plan_only`` reads only what a plan reads (about half the files on an
-    8-GPU node): ``Cpu.core_id`` is -1, PCI links are None, and only GPUs
-    and RDMA NICs have a ``numa_node`` and ``local_cpus``. Plans made from it
+    8-GPU node): ``Cpu.core_id`` is -1, PCI links are None, only GPUs
+    and RDMA NICs have a ``numa_node`` and ``local_cpus``, and a function
+    other functions sit below (a bridge) has vendor, device and class 0 and
+    ``is_bridge`` True. Plans made from it
     are the same; :func:`numabind.pin_rank` and :func:`numabind.plan` read
     this way when not given a topology.
     Raises :class:`numabind.TopologyError` (``EnvironmentValueError`` when

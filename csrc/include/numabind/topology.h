@@ -48,9 +48,10 @@ enum {
      * plan, env and exec do): no core_id (-1), no PCI link (link_width -1,
      * link_speed_gts 0), numa_node only for GPUs and RDMA NICs and
      * local_cpus only for GPUs (-1 / empty for every other function and
-     * host bridge), no NIC port phys_state (0) and no netdev of a PCI NIC
-     * (NULL). Plans are the same as from a full read; what `numabind show`
-     * prints is not. */
+     * host bridge), no vendor, device or class (0) of a function other
+     * functions sit below (a bridge; is_bridge 1), no NIC port phys_state
+     * (0) and no netdev of a PCI NIC (NULL). Plans are the same as from a
+     * full read; what `numabind show` prints is not. */
     NMB_TOPOLOGY_PLAN_ONLY = 1u << 5,
 };
 
