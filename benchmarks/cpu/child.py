@@ -51,7 +51,7 @@ def cmd_pin(a: argparse.Namespace) -> dict:
     import numabind
     t1 = time.perf_counter_ns()
     load = 0
-    if a.loaded:     # what `import numabind` imported before it was lazy (issue 16): _core, topology, placement
+    if a.loaded:     # the pin_rank path, for builds whose `import numabind` did not load it (69214b0 and before)
         import numabind.placement  # noqa: F401
         load = time.perf_counter_ns() - t1
         t1 = time.perf_counter_ns()

@@ -161,7 +161,7 @@ def default_nproc(fake: bool, fsroot: str | None) -> int:
     if fake:
         return 4
     import numabind
-    n = len(numabind.topology(fsroot, nvml=False).gpus)
+    n = len(numabind.topology(fsroot, nvml=False, plan_only=True).gpus)    # the GPUs, not show's details
     if n == 0:
         raise SystemExit("launch_variance.py: numabind sees no GPU here; give --nproc, or --fake for a CPU loop")
     return n

@@ -6,10 +6,11 @@ RDMA NIC closest to its GPU.
     >>> topo.distance(0, "mlx5_0")
 """
 
-# `import numabind` imports nothing else: each public name loads its module
-# the first time it is used (PEP 562), so a process pays only for what it
-# uses — numabind.pin_rank the C core, topology and placement; numabind.audit
-# also socket; numabind.DistanceClass enum (issue 16).
+# `import numabind` loads what pin_rank runs on, the C core, the topology
+# and the planner (at the end of this file), and nothing else: every other
+# public name loads its module the first time it is used (PEP 562) —
+# numabind.audit socket, numabind.DistanceClass enum; json and logging load
+# where they are used, the CLI, svg and gather when run (issue 16).
 
 import sys
 
@@ -88,3 +89,15 @@ class _Package(type(sys)):  # type: ignore[misc]
 
 
 sys.modules[__name__].__class__ = _Package
+
+# The pin_rank path, loaded with the package (after the line above, so that
+# numabind.topology is bound to the function): the first pin_rank in a
+# process then pays for reading the machine and planning, not for loading
+# (~2 ms on the development VM, inside the import's budget of 15 ms; see
+# docs/benchmarks.md). Where the C core cannot load (no libnuma on a build
+# host) numabind still imports, for get_cmake_dir() and friends, and the
+# first name that needs the core raises the ImportError.
+try:
+    __import__("numabind.placement")    # binds numabind.placement, nothing else here
+except ImportError:
+    pass
