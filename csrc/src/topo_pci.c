@@ -14,7 +14,7 @@ typedef struct pending {
     size_t bridge_len;    /* the host bridge's path: this much of fn.path */
     int under_bridge;     /* the path holds a host bridge: ancestors lie between it and the function */
     int unlocated;        /* NMB_TOPOLOGY_PLAN_ONLY: numa_node and local CPUs not read (yet) */
-    int name_index;       /* its place in the listing (skip_parents) */
+    int name_index;       /* its place in the listing (see find_parents) */
     int dead;             /* removed while being read: left out */
 } pending_t;
 
@@ -99,7 +99,7 @@ static int read_attributes(nmb_topology_t *t, const char *resolved, nmb_pci_func
 
 /* `target`: the link's target read ahead (plan-only, nmb__fs_link_target),
  * or NULL; `checked` set where the uevent was opened through it with the
- * kernel refusing any link on the way (see skip_parents). */
+ * kernel refusing any link on the way (see find_parents). */
 static int read_function(nmb_topology_t *t, const char *name, pending_t *p, unsigned flags, const char *target,
                          int *checked)
 {
