@@ -14,8 +14,9 @@
  *   0 write payload   1 append payload   2 truncate to payload length
  *   3 remove          4 symbolic link loop   5 directory
  *   6 link out of the root   7 CUDA_VISIBLE_DEVICES = payload (no file)
- * A topology that reads must be consistent; a plan must respect the
- * allowed sets; a refusal must say why. */
+ * Each tree is read twice, in full and plan-only (pin_rank's read). A
+ * topology that reads must be consistent; a plan must respect the allowed
+ * sets; a refusal must say why. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -413,6 +414,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     nmb_topology_destroy(t);
+    /* The plan-only read (pin_rank's, which passes over bridges) of the same
+     * tree: consistent, planned within the allowed sets, or a refusal that
+     * says why. It may read where the full read refused: it reads less. */
+    nmb_topology_t *lean = NULL;
+    nmb__clear_error();
+    err = nmb_topology_create(&lean, root, NMB_TOPOLOGY_NO_NVML | NMB_TOPOLOGY_NO_VERBS | NMB_TOPOLOGY_PLAN_ONLY);
+    if (err < 0) {
+        FUZZ_ASSERT(lean == NULL);
+        check_error(err);
+    } else {
+        check_topology(lean);
+        nmb_plan_options_t o;
+        nmb_plan_options_init(&o);
+        nmb_plan_t *plan = NULL;
+        nmb__clear_error();
+        int perr = nmb_plan_create(&plan, lean, &o);
+        if (perr < 0) {
+            FUZZ_ASSERT(plan == NULL);
+            check_error(perr);
+        } else {
+            check_plan(lean, plan, &o);
+        }
+        nmb_plan_destroy(plan);
+    }
+    nmb_topology_destroy(lean);
     for (size_t j = 0; j < ntouched; j++)
         restore(&entries[touched[j]]);
     if (have_cvd)
