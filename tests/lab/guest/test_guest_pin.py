@@ -26,6 +26,31 @@ def test_plan_matches_layout(layout):
             f"rank {r.local_rank} ({want['gpu']})"
 
 
+def test_plan_only_read_plans_as_the_full_read(layout):
+    """pin_rank's read (plan-only: it passes over the bridges, the root and
+    switch ports here, and reads no link attributes) on a real kernel's
+    sysfs: every plan is the full read's, and the bridges were passed over
+    (their ids not read), not read as before."""
+    def plan(topo, **opts):
+        try:
+            return numabind.plan(topology=topo, **opts)
+        except numabind.NumabindError as e:   # a refusal (too few CPUs to reserve one) must be the same too
+            return type(e).__name__, str(e)
+
+    full, lean = numabind.topology(), numabind.topology(plan_only=True)
+    for opts in ({}, {"policy": "node"}, {"policy": "socket"}, {"mem": "bind"}, {"reserve_cores": 1},
+                 {"local_world_size": 1}):
+        assert plan(lean, **opts) == plan(full, **opts), opts
+    below = {f.address for f in full.pci if any(h.path.startswith(f.path + "/") for h in full.pci)}
+    assert below, "the layout puts its NICs and GPU stand-ins behind ports"
+    for f, g in zip(full.pci, lean.pci):
+        assert (g.address, g.path, g.parent, g.depth) == (f.address, f.path, f.parent, f.depth)
+        if f.address in below:
+            assert f.is_bridge and (g.vendor, g.class_code, g.is_bridge) == (0, 0, True), f.address
+        else:
+            assert (g.vendor, g.device, g.class_code) == (f.vendor, f.device, f.class_code), f.address
+
+
 def _pin_probe(rank: int, size: int) -> dict:
     before = Spinner(3)                       # running before the pin
     plan = numabind.pin_rank(rank, local_world_size=size)
