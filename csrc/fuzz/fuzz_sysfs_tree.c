@@ -336,6 +336,60 @@ static void check_error(int err)
     FUZZ_ASSERT(nmb_last_error()[0] != '\0'); /* every refusal says what was wrong */
 }
 
+/* Option sets a tree is planned with: cpu, mem, local ranks (-1: one per
+ * GPU plus one), reserve. The first is nmb_plan_options_init's. */
+static const int policies[][4] = {
+    {NMB_CPU_EXCLUSIVE, NMB_MEM_PREFERRED, 0, 0}, {NMB_CPU_NODE, NMB_MEM_BIND, 0, 0},
+    {NMB_CPU_CORE_COMPLEX, NMB_MEM_INTERLEAVE, 0, 1}, {NMB_CPU_SOCKET, NMB_MEM_LOCAL, 0, 0},
+    {NMB_CPU_NONE, NMB_MEM_PREFERRED, 0, 0}, {NMB_CPU_EXCLUSIVE, NMB_MEM_PREFERRED, -1, 0},
+};
+#define NUM_POLICIES (sizeof policies / sizeof *policies)
+
+/* Reads the (damaged) tree with `flags` and plans it with the first
+ * `num_policies` option sets: a topology that reads is consistent, a plan
+ * keeps to the allowed sets, a refusal says why. */
+static void read_and_plan(unsigned flags, size_t num_policies)
+{
+    nmb_topology_t *t = NULL;
+    nmb__clear_error();
+    int err = nmb_topology_create(&t, root, NMB_TOPOLOGY_NO_NVML | NMB_TOPOLOGY_NO_VERBS | flags);
+    if (err < 0) {
+        FUZZ_ASSERT(t == NULL);
+        check_error(err);
+        return;
+    }
+    check_topology(t);
+    for (size_t p = 0; p < num_policies; p++) {
+        nmb_plan_options_t o;
+        nmb_plan_options_init(&o);
+        o.cpu_policy = policies[p][0];
+        o.mem_policy = policies[p][1];
+        o.reserve_cores = policies[p][3];
+        int gpus[20];
+        if (policies[p][2] < 0) {
+            /* every visible GPU twice over, but the first rank's GPU for the last */
+            int ng = nmb_topology_num_gpus(t);
+            o.local_world_size = ng + 1;
+            for (int r = 0; r <= ng && r < 20; r++)
+                gpus[r] = r < ng ? r : 0;
+            o.rank_gpus = ng ? gpus : NULL;
+            if (ng >= 20)
+                continue;
+        }
+        nmb_plan_t *plan = NULL;
+        nmb__clear_error();
+        int perr = nmb_plan_create(&plan, t, &o);
+        if (perr < 0) {
+            FUZZ_ASSERT(plan == NULL);
+            check_error(perr);
+        } else {
+            check_plan(t, plan, &o);
+        }
+        nmb_plan_destroy(plan);
+    }
+    nmb_topology_destroy(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t touched[8], ntouched = 0, i = 0;
@@ -371,74 +425,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (have_cvd)
         setenv("CUDA_VISIBLE_DEVICES", cvd, 1);
 
-    nmb_topology_t *t = NULL;
-    int err = nmb_topology_create(&t, root, NMB_TOPOLOGY_NO_NVML | NMB_TOPOLOGY_NO_VERBS);
-    if (err < 0) {
-        FUZZ_ASSERT(t == NULL);
-        check_error(err);
-    } else {
-        check_topology(t);
-        static const int policies[][4] = {
-            /* cpu, mem, local ranks (-1: one per GPU plus one), reserve */
-            {NMB_CPU_EXCLUSIVE, NMB_MEM_PREFERRED, 0, 0}, {NMB_CPU_NODE, NMB_MEM_BIND, 0, 0},
-            {NMB_CPU_CORE_COMPLEX, NMB_MEM_INTERLEAVE, 0, 1}, {NMB_CPU_SOCKET, NMB_MEM_LOCAL, 0, 0},
-            {NMB_CPU_NONE, NMB_MEM_PREFERRED, 0, 0}, {NMB_CPU_EXCLUSIVE, NMB_MEM_PREFERRED, -1, 0},
-        };
-        for (size_t p = 0; p < sizeof policies / sizeof *policies; p++) {
-            nmb_plan_options_t o;
-            nmb_plan_options_init(&o);
-            o.cpu_policy = policies[p][0];
-            o.mem_policy = policies[p][1];
-            o.reserve_cores = policies[p][3];
-            int gpus[20];
-            if (policies[p][2] < 0) {
-                /* every visible GPU twice over, but the first rank's GPU for the last */
-                int ng = nmb_topology_num_gpus(t);
-                o.local_world_size = ng + 1;
-                for (int r = 0; r <= ng && r < 20; r++)
-                    gpus[r] = r < ng ? r : 0;
-                o.rank_gpus = ng ? gpus : NULL;
-                if (ng >= 20)
-                    continue;
-            }
-            nmb_plan_t *plan = NULL;
-            nmb__clear_error();
-            int perr = nmb_plan_create(&plan, t, &o);
-            if (perr < 0) {
-                FUZZ_ASSERT(plan == NULL);
-                check_error(perr);
-            } else {
-                check_plan(t, plan, &o);
-            }
-            nmb_plan_destroy(plan);
-        }
-    }
-    nmb_topology_destroy(t);
+    read_and_plan(0, NUM_POLICIES);
     /* The plan-only read (pin_rank's, which passes over bridges) of the same
-     * tree: consistent, planned within the allowed sets, or a refusal that
-     * says why. It may read where the full read refused: it reads less. */
-    nmb_topology_t *lean = NULL;
-    nmb__clear_error();
-    err = nmb_topology_create(&lean, root, NMB_TOPOLOGY_NO_NVML | NMB_TOPOLOGY_NO_VERBS | NMB_TOPOLOGY_PLAN_ONLY);
-    if (err < 0) {
-        FUZZ_ASSERT(lean == NULL);
-        check_error(err);
-    } else {
-        check_topology(lean);
-        nmb_plan_options_t o;
-        nmb_plan_options_init(&o);
-        nmb_plan_t *plan = NULL;
-        nmb__clear_error();
-        int perr = nmb_plan_create(&plan, lean, &o);
-        if (perr < 0) {
-            FUZZ_ASSERT(plan == NULL);
-            check_error(perr);
-        } else {
-            check_plan(lean, plan, &o);
-        }
-        nmb_plan_destroy(plan);
-    }
-    nmb_topology_destroy(lean);
+     * tree, with the default options. It may read where the full read
+     * refused: it reads less. */
+    read_and_plan(NMB_TOPOLOGY_PLAN_ONLY, 1);
     for (size_t j = 0; j < ntouched; j++)
         restore(&entries[touched[j]]);
     if (have_cvd)

@@ -177,6 +177,25 @@ void nmb__fs_describe(const nmb_fs_t *fs, int err)
         nmb__fail(err, "%s%s: %s", fs->root, last_failure.path, strerror(-err));
 }
 
+void nmb__keep_error(nmb_kept_error_t *k, const nmb_fs_t *fs, int err)
+{
+    k->err = err < 0 ? err : 0;
+    k->detail[0] = '\0';
+    if (k->err) {
+        nmb__fs_describe(fs, err);
+        snprintf(k->detail, sizeof k->detail, "%s", nmb_last_error());
+    }
+}
+
+int nmb__kept_error(const nmb_kept_error_t *k)
+{
+    if (k->err < 0 && k->detail[0])
+        nmb__fail(k->err, "%s", k->detail);
+    else if (k->err < 0)
+        nmb__clear_error();
+    return k->err;
+}
+
 /* What a non-regular file is, for a person reading the error. */
 static const char *kind_of(mode_t mode)
 {
@@ -475,6 +494,25 @@ static int verify_link_dir(nmb_fs_t *fs, const char *path, size_t dlen)
     return 0;
 }
 
+/* The link `path` (its directory, `dlen` bytes of it, checked link-free)
+ * read and its relative target joined to that directory as text, into
+ * `joined`: 0; 1 where `path` is no link (a copied tree's directory);
+ * -1 where this cannot tell (missing, unreadable, an absolute target or
+ * one above "/"). */
+static int link_joined(const nmb_fs_t *fs, const char *path, size_t dlen, char *joined, size_t len)
+{
+    char target[PATH_MAX];
+    const char *rel;
+    int base = base_of(fs, path, &rel);
+    ssize_t n = readlinkat(base, rel, target, sizeof target - 1);
+    if (n < 0)
+        return errno == EINVAL ? 1 : -1;
+    target[n] = '\0';
+    if (n == 0 || target[0] == '/' || join_lexically(path, dlen, target, joined, len) < 0)
+        return -1;
+    return 0;
+}
+
 /* The fast form of slow_realpath for a path whose links are its last
  * component only (sys/bus/pci/devices/X, or a device's `device`): -1 where
  * it cannot tell, for slow_realpath to answer. */
@@ -482,25 +520,20 @@ static int fast_resolve(nmb_fs_t *fs, const char *path, char *out, size_t len, i
 {
     const char *slash = strrchr(path, '/');
     size_t dlen = slash ? (size_t)(slash - path) : 0;
-    char target[PATH_MAX], joined[PATH_MAX];
+    char joined[PATH_MAX];
     if (fs->no_openat2 || !slash || dlen == 0 || fs->root_len + strlen(path) >= PATH_MAX)
         return -1;
     if (verify_link_dir(fs, path, dlen) < 0)
         return -1;
-    const char *rel;
-    int base = base_of(fs, path, &rel);
-    ssize_t n = readlinkat(base, rel, target, sizeof target - 1);
-    if (n < 0 && errno != EINVAL)
-        return -1;  /* missing, unreadable: slow_realpath says so as it always did */
-    if (n < 0) {
+    /* What this cannot tell, slow_realpath judges (and names, as it always did). */
+    int rc = link_joined(fs, path, dlen, joined, sizeof joined);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
         /* Not a link (a copied tree's directory): the path is what it is. */
         if (strlen(path) >= sizeof joined)
             return -1;
         strcpy(joined, path);
-    } else {
-        target[n] = '\0';
-        if (target[0] == '/' || join_lexically(path, dlen, target, joined, sizeof joined) < 0)
-            return -1;  /* absolute, or above "/": slow_realpath judges it */
     }
     size_t jlen = strlen(joined);
     int fd = open_link_free(fs, joined, jlen, O_PATH);
@@ -542,19 +575,10 @@ int nmb__fs_link_target(nmb_fs_t *fs, const char *link, char *joined, size_t len
 {
     const char *slash = strrchr(link, '/');
     size_t dlen = slash ? (size_t)(slash - link) : 0;
-    char target[PATH_MAX];
     if (fs->record || fs->no_openat2 || !dlen || fs->root_len + strlen(link) >= PATH_MAX ||
         verify_link_dir(fs, link, dlen) < 0)
         return -1;
-    const char *rel;
-    int base = base_of(fs, link, &rel);
-    ssize_t n = readlinkat(base, rel, target, sizeof target - 1);
-    if (n <= 0)
-        return -1;
-    target[n] = '\0';
-    if (target[0] == '/' || join_lexically(link, dlen, target, joined, len) < 0)
-        return -1;
-    return 0;
+    return link_joined(fs, link, dlen, joined, len) == 0 ? 0 : -1;
 }
 
 int nmb__fs_resolve_read(nmb_fs_t *fs, const char *link, const char *target, char *out, size_t len,

@@ -123,6 +123,19 @@ NMB_HIDDEN int nmb__fs_exists(nmb_fs_t *fs, const char *path);
 /* When no detail was recorded for `err`, names the file whose read last
  * failed with it: one place makes every bare file error name its file. */
 NMB_HIDDEN void nmb__fs_describe(const nmb_fs_t *fs, int err);
+/* An error kept while other reads go on (each moves nmb_last_error() on),
+ * to be given after them: the read by the CPU thread, a NIC's device
+ * before the ports of the NICs ahead of it, a PCI function before the
+ * bridges passed over ahead of it. nmb__keep_error takes `err` (0: none)
+ * and its detail, naming the failed file where nothing named it yet, in
+ * the thread that failed; nmb__kept_error makes it the calling thread's
+ * error again and returns it (0 where none was kept). */
+typedef struct {
+    int err;
+    char detail[1024];
+} nmb_kept_error_t;
+NMB_HIDDEN void nmb__keep_error(nmb_kept_error_t *k, const nmb_fs_t *fs, int err);
+NMB_HIDDEN int nmb__kept_error(const nmb_kept_error_t *k);
 
 /* ---- parsers of sysfs values (parse.c); every one is a fuzz target ---- */
 
@@ -276,8 +289,7 @@ typedef struct {
     const nmb_ports_ahead_t *ahead;
     int num;      /* devices listed */
     int devices;  /* of them, read before the failure */
-    int err;      /* the failure, 0 when none */
-    char detail[1024];
+    nmb_kept_error_t failed; /* 0 when none */
 } nmb_nic_read_t;
 NMB_HIDDEN int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_ahead_t *ahead);
 NMB_HIDDEN int nmb__read_nics_end(nmb_topology_t *t, nmb_nic_read_t *r);

@@ -256,8 +256,7 @@ int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_a
 {
     r->names = NULL;
     r->num = r->devices = 0;
-    r->err = 0;
-    r->detail[0] = '\0';
+    r->failed.err = 0;
     r->ahead = ahead && ahead->names ? ahead : NULL;
     /* The devices the ports were read ahead for, in the same order, where
      * that listing worked; else listed here (and its failure said here). */
@@ -276,12 +275,10 @@ int nmb__read_nics_begin(nmb_topology_t *t, nmb_nic_read_t *r, const nmb_ports_a
      * reads the ports of the NICs before it: a read NIC by NIC would have
      * failed on one of those first. */
     char **names = r->ahead ? r->ahead->names : r->names;
-    while (r->devices < n && (r->err = read_nic_device(t, names[r->devices], &t->nics[r->devices])) == 0)
+    int err = 0;
+    while (r->devices < n && (err = read_nic_device(t, names[r->devices], &t->nics[r->devices])) == 0)
         r->devices++;
-    if (r->err < 0) {
-        nmb__fs_describe(&t->fs, r->err); /* the failed file, named now: later reads move on */
-        snprintf(r->detail, sizeof r->detail, "%s", nmb_last_error());
-    }
+    nmb__keep_error(&r->failed, &t->fs, err);
     return 0;
 }
 
@@ -294,13 +291,8 @@ int nmb__read_nics_end(nmb_topology_t *t, nmb_nic_read_t *r)
     for (int i = 0; i < r->devices && err == 0; i++)
         err = read_nic_ports(t, &t->nics[i], r->ahead ? &r->ahead->nics[i] : NULL, verbs);
     nmb__verbs_close(verbs);
-    if (err == 0 && r->err < 0) {
-        err = r->err;
-        if (r->detail[0])
-            nmb__fail(err, "%s", r->detail);
-        else
-            nmb__clear_error();
-    }
+    if (err == 0 && r->failed.err)
+        err = nmb__kept_error(&r->failed);
     if (err == 0 && r->num) {
         t->num_nics = r->num;
         qsort(t->nics, (size_t)r->num, sizeof *t->nics, cmp_nics);

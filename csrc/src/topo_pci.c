@@ -461,11 +461,10 @@ int nmb__read_pci(nmb_topology_t *t, unsigned flags)
     /* Passed over, with nothing below checked: read as any function, in
      * listing order (those the loop reached: an error where it stopped
      * comes after theirs, as in a read of every function in order). */
-    int failed = err;
-    char detail[1024] = "";
-    if (failed < 0 && parents.target) {
-        nmb__fs_describe(&t->fs, failed); /* named now: the reads below move on */
-        snprintf(detail, sizeof detail, "%s", nmb_last_error());
+    nmb_kept_error_t failed;
+    failed.err = 0;
+    if (err < 0 && parents.target) {
+        nmb__keep_error(&failed, &t->fs, err);
         err = 0;
     }
     for (int k = 0; k < kept && parents.target; k++) {
@@ -482,13 +481,8 @@ int nmb__read_pci(nmb_topology_t *t, unsigned flags)
             break;
         }
     }
-    if (err == 0 && failed < 0) {
-        err = failed;
-        if (detail[0])
-            nmb__fail(err, "%s", detail);
-        else
-            nmb__clear_error();
-    }
+    if (err == 0 && failed.err)
+        err = nmb__kept_error(&failed);
     free_parents(&parents);
     nmb__fs_free_names(names, count);
     if (err < 0)

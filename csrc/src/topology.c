@@ -29,21 +29,16 @@
 struct cpu_job {
     nmb_topology_t copy;
     pthread_t thread;
-    int err;
-    char detail[1024];
+    nmb_kept_error_t failed;
     nmb_ports_ahead_t *ports; /* the caller's; both threads claim from it */
 };
 
 static void *cpu_job_run(void *arg)
 {
     struct cpu_job *job = arg;
-    job->err = nmb__read_cpus(&job->copy);
-    if (job->err < 0) {
-        nmb__fs_describe(&job->copy.fs, job->err);
-        snprintf(job->detail, sizeof job->detail, "%s", nmb_last_error());
-    } else {
+    nmb__keep_error(&job->failed, &job->copy.fs, nmb__read_cpus(&job->copy));
+    if (!job->failed.err)
         nmb__ports_ahead_read(&job->copy, job->ports);
-    }
     nmb__fs_leave(&job->copy.fs);
     return NULL;
 }
@@ -103,12 +98,8 @@ static int cpu_job_finish(nmb_topology_t *t, struct cpu_job *job, int err)
 {
     pthread_join(job->thread, NULL);
     nmb__arena_take(&t->arena, &job->copy.arena);
-    if (job->err < 0) {
-        if (job->detail[0])
-            nmb__fail(job->err, "%s", job->detail);
-        else
-            nmb__clear_error();
-        err = job->err;
+    if (job->failed.err) {
+        err = nmb__kept_error(&job->failed);
     } else {
         t->num_cpus = job->copy.num_cpus;
         t->cpus = job->copy.cpus;
